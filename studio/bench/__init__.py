@@ -1,0 +1,1 @@
+"""``lrm-studio bench ...``: benchmarks that measure the targets the issues set."""

@@ -1,0 +1,55 @@
+"""``lrm-studio``: one console script, one sub-command per studio operation.
+
+Each command is a function in its own module whose keyword arguments tyro turns into flags;
+modules are imported only when their command runs, so ``lrm-studio --help`` is instant.
+Run ``lrm-studio`` with no arguments to serve the studio on the bundled demo capture.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> ("module:function", one-line help). Two-word names ("weights import") are matched first.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench render": ("studio.bench.render:main", "CPU/GPU renderer timings and peak memory"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["usage: lrm-studio [COMMAND] [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in sorted(COMMANDS.items())]
+    lines += ["", "With no command, serves the studio on the bundled demo capture.",
+              "`lrm-studio COMMAND --help` shows a command's options."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _resolve(target: str):
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import tyro
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv and "serve" in COMMANDS:
+        argv = ["serve"]
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return
+    for words in (2, 1):
+        name = " ".join(argv[:words])
+        if len(argv) >= words and name in COMMANDS:
+            target, help_ = COMMANDS[name]
+            result = tyro.cli(_resolve(target), args=argv[words:], prog=f"lrm-studio {name}", description=help_)
+            if isinstance(result, int) and result != 0:
+                sys.exit(result)
+            return
+    print(f"lrm-studio: unknown command {' '.join(argv[:2])!r}\n\n{_usage()}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

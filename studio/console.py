@@ -1,0 +1,75 @@
+"""Terminal output for the CLI: progress bars that accept the pipelines' Progress callback.
+
+Examples:
+    >>> with progress_bar("SfM") as report:     # doctest: +SKIP
+    ...     run_sfm(..., progress=report)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from pipelines.progress import CancelToken
+
+console = Console(stderr=True)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Route the pipelines' logging to the terminal once."""
+    root = logging.getLogger()
+    if not any(isinstance(h, RichHandler) for h in root.handlers):
+        root.addHandler(RichHandler(console=console, show_path=False, show_time=False))
+    root.setLevel(level)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator:
+    """Yield a ``Progress`` callback (fraction, message) drawn as one rich progress bar."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[message]}"),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=1.0, message="")
+
+        def report(fraction: float, message: str) -> None:
+            bar.update(task, completed=min(max(fraction, 0.0), 1.0), message=message)
+
+        yield report
+
+
+@contextlib.contextmanager
+def ctrl_c_cancels() -> Iterator[CancelToken]:
+    """A CancelToken that the first Ctrl-C cancels (the operation stops cleanly); a second
+    Ctrl-C interrupts at once."""
+    token = CancelToken()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum, frame):
+        if token.cancelled:
+            signal.signal(signal.SIGINT, previous)
+            raise KeyboardInterrupt
+        console.print("[yellow]cancelling... (Ctrl-C again to abort at once)")
+        token.cancel()
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread
+        yield token
+        return
+    try:
+        yield token
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,36 @@
+"""Shared test setup: the ``gpu`` marker skips without CUDA; fresh random seeds per test.
+
+Seeds are drawn fresh each run (printed on failure through the ``seed`` fixture's value) so
+tests exercise new inputs; set LRM_TEST_SEED to replay one.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+import torch
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def seed(request) -> int:
+    """A fresh seed (or LRM_TEST_SEED); shown in the test report on failure."""
+    value = int(os.environ.get("LRM_TEST_SEED", random.randrange(2**31)))
+    request.node.user_properties.append(("seed", value))
+    print(f"seed={value}")
+    return value
+
+
+@pytest.fixture
+def gen(seed) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
