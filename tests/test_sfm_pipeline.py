@@ -47,9 +47,12 @@ def photos(rendered, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def video_capture(video, tmp_path_factory):
+    """SfM through the command line, as a user runs it."""
+    from studio.cli import main
+
     ws = tmp_path_factory.mktemp("ws")
-    cap = sfm_capture(video, ws / "orbit", ingest_config=IngestConfig(max_frames=N_FRAMES, max_side=320))
-    return cap
+    main(["sfm", str(video), "--workspace", str(ws), "--max-frames", str(N_FRAMES), "--max-side", "320"])
+    return Capture.load(ws / "orbit")
 
 
 def pose_errors(cap: Capture, gt):

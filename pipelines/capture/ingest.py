@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pipelines.capture.photos import PHOTO_SUFFIXES, ingest_photos
-from pipelines.capture.video import extract_video_frames
+from pipelines.capture.photos import PHOTO_SUFFIXES, ingest_photos, list_photos, no_photos_error
+from pipelines.capture.video import extract_video_frames, probe_video
 from pipelines.errors import InputError
 from pipelines.progress import CancelToken, Progress, no_progress
 
@@ -66,6 +66,19 @@ def input_kind(path: str | os.PathLike) -> InputKind:
     # Any other file is tried as a video (VIDEO_SUFFIXES are the usual ones); the decoder raises a
     # clear InputError when it cannot read it.
     return "video"
+
+
+def check_input(path: str | os.PathLike) -> InputKind:
+    """Fail early (before any work) with the same InputError ``ingest`` would raise for an
+    empty folder, a folder without JPEG/PNG files, or a video that cannot be opened."""
+    kind = input_kind(path)
+    if kind == "photos":
+        photos, others = list_photos(path)
+        if not photos:
+            raise no_photos_error(Path(path), others)
+    else:
+        probe_video(path)
+    return kind
 
 
 def ingest(

@@ -53,6 +53,16 @@ def list_photos(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
     return photos, [p for p in files if p.suffix.lower() not in PHOTO_SUFFIXES]
 
 
+def no_photos_error(folder: Path, others: list[Path]) -> InputError:
+    what = (
+        f"{len(others)} other files (e.g. {', '.join(p.name for p in others[:3])})" if others else "nothing"
+    )
+    return InputError(
+        f"no JPEG or PNG photos in {folder} (found {what}); put the photos directly in that folder, "
+        f"or pass a video file"
+    )
+
+
 def _header_size(path: Path) -> tuple[int, int]:
     """(width, height) after EXIF orientation, from the header only (no full decode)."""
     from PIL import Image
@@ -83,15 +93,7 @@ def ingest_photos(
     folder, out_dir = Path(folder), Path(out_dir)
     photos, others = list_photos(folder)
     if not photos:
-        what = (
-            f"{len(others)} other files (e.g. {', '.join(p.name for p in others[:3])})"
-            if others
-            else "nothing"
-        )
-        raise InputError(
-            f"no JPEG or PNG photos in {folder} (found {what}); put the photos directly in that folder, "
-            f"or pass a video file"
-        )
+        raise no_photos_error(folder, others)
     if others:
         log.info("%s: ignoring %d files that are not JPEG/PNG", folder, len(others))
     skipped: list[dict] = []

@@ -66,11 +66,15 @@ def sfm(
         seed: Random seed of COLMAP's sampling (repeatable results).
         overwrite: Replace an existing capture of that name.
     """
-    from studio.captures import sfm_to_workspace
+    from pipelines.capture.ingest import check_input
+    from pipelines.capture.staging import check_destination
+    from studio.captures import capture_dest, sfm_to_workspace
     from studio.console import console, ctrl_c_cancels, progress_bar, setup_logging
 
     setup_logging(logging.WARNING)
     with _cli_errors() as status:
+        check_input(input)  # clear errors before the progress bar appears
+        check_destination(capture_dest(workspace, name, input), overwrite)
         ingest_config = IngestConfig(max_frames=max_frames, max_side=max_side or None)
         sfm_config = PRESETS[preset].with_(matcher=matcher, mapper=mapper, seed=seed)
         with ctrl_c_cancels() as token, progress_bar("sfm") as report:
@@ -115,11 +119,15 @@ def import_capture(
         max_side: Longest image side in pixels (0 keeps the size).
         overwrite: Replace an existing capture of that name.
     """
-    from studio.captures import import_to_workspace
+    from pipelines.capture.staging import check_destination
+    from pipelines.sfm.imports import detect_format
+    from studio.captures import capture_dest, import_to_workspace
     from studio.console import console, ctrl_c_cancels, progress_bar, setup_logging
 
     setup_logging(logging.WARNING)
     with _cli_errors() as status:
+        detect_format(input)  # clear errors before the progress bar appears
+        check_destination(capture_dest(workspace, name, input), overwrite)
         with ctrl_c_cancels() as token, progress_bar("import") as report:
             cap = import_to_workspace(
                 input,
