@@ -233,7 +233,10 @@ def run_sfm(
         t0 = time.perf_counter()
         if config.mapper == "incremental":
             options = pycolmap.IncrementalPipelineOptions(
-                random_seed=config.seed, num_threads=config.num_threads
+                random_seed=config.seed,
+                num_threads=config.num_threads,
+                # COLMAP drops models under 10 images; small photo sets need smaller ones.
+                min_model_size=min(10, config.min_registered_for(n)),
             )
             recs = run_stage(
                 lambda tok: pycolmap.incremental_mapping(
