@@ -16,7 +16,7 @@ from pipelines.errors import InputError
 from pipelines.progress import Cancelled, CancelToken
 from pipelines.sfm.build import sfm_capture
 from pipelines.sfm.config import SfMConfig
-from pipelines.transforms import umeyama
+from pipelines.sfm.evaluate import pose_errors
 from tests import standin_scene as scene
 
 N_FRAMES, W, H = 24, 384, 256
@@ -55,30 +55,22 @@ def video_capture(video, tmp_path_factory):
     return Capture.load(ws / "orbit")
 
 
-def pose_errors(cap: Capture, gt):
-    """Median rotation error (deg) and median centre error / trajectory extent after aligning the
-    SfM centres to the ground truth by frame index (Umeyama similarity)."""
+def errors_by_index(cap: Capture, gt):
+    """Pose errors after aligning the registered frames to the ground truth by frame index."""
     idx = [f["index"] for f in cap.meta["frames"] if f["registered"]]
-    g = gt[idx].to(dtype=torch.float64)
-    S = umeyama(cap.cameras.centers().double(), g.centers())
-    aligned = cap.cameras.to(dtype=torch.float64).transform(S)
-    centre_err = (aligned.centers() - g.centers()).norm(dim=-1)
-    extent = (g.centers().amax(0) - g.centers().amin(0)).norm()
-    R = aligned.c2w[:, :3, :3].transpose(1, 2) @ g.c2w[:, :3, :3]
-    cos = ((R.diagonal(dim1=1, dim2=2).sum(-1) - 1) / 2).clamp(-1, 1)
-    return torch.rad2deg(torch.acos(cos)).median().item(), (centre_err.median() / extent).item(), S
+    return pose_errors(cap.cameras, gt[idx])
 
 
 def test_video_sfm_recovers_known_cameras(video_capture, rendered):
     cap = video_capture
     assert len(cap) >= 0.9 * N_FRAMES
-    rot_deg, centre_rel, S = pose_errors(cap, rendered[0])
-    assert rot_deg <= 1.0 and centre_rel <= 0.01, (rot_deg, centre_rel)
+    err = errors_by_index(cap, rendered[0])
+    assert err.rotation_deg_median <= 1.0 and err.center_rel_median <= 0.01, err.summary()
     # intrinsics: the GT focal length scaled to the 320-px frames (undistortion keeps it)
     f_gt = rendered[0].K[0, 1, 1].item() * 320 / W
     assert abs(cap.cameras.fy.median().item() / f_gt - 1) < 0.02
     # sparse points lie on the scene's surfaces (cube |p|inf = 1, room |p|inf = 4) once aligned
-    xyz = S.apply(torch.from_numpy(cap.load_points()[0]).double())
+    xyz = err.alignment.apply(torch.from_numpy(cap.load_points()[0]).double())
     linf = xyz.abs().amax(-1)
     dist = torch.minimum((linf - scene.CUBE).abs(), (linf - scene.ROOM).abs())
     assert len(xyz) > 500 and dist.median() < 0.02, (len(xyz), dist.median())
@@ -179,8 +171,8 @@ def test_photos_exhaustive_repeatable_and_global(photos, rendered, tmp_path):
     g = sfm_capture(photos, tmp_path / "g", ingest_config=cfg, sfm_config=SfMConfig(mapper="global"))
     for cap in (a, g):
         assert len(cap) >= 0.9 * N_FRAMES
-        rot_deg, centre_rel, _ = pose_errors(_with_index(cap), rendered[0])
-        assert rot_deg <= 1.0 and centre_rel <= 0.01, (rot_deg, centre_rel)
+        err = errors_by_index(_with_index(cap), rendered[0])
+        assert err.rotation_deg_median <= 1.0 and err.center_rel_median <= 0.01, err.summary()
 
 
 def _with_index(cap):
