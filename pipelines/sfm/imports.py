@@ -110,7 +110,7 @@ def _find_model_dir(p: Path) -> Path | None:
 
 
 # ------------------------------------------------------------------------------ helpers
-def _capture_name(rel: str, index: int) -> str:
+def _capture_name(rel: str) -> str:
     """images/<relative path> for a source image path relative to its root."""
     norm = os.path.normpath(rel)
     parts = Path(norm).parts
@@ -177,14 +177,14 @@ def _colmap_frames(model_dir: Path, images: Path | None) -> tuple[list[SourceFra
     frames = []
     from pipelines.sfm.model import image_w2c
 
-    for i, im in enumerate(ims):
+    for im in ims:
         src = root / im.name
         if not src.is_file():
             log.warning("skipping %s: not found in %s", im.name, root)
             continue
         c2w = np.linalg.inv(image_w2c(im)) if im.has_pose else None
         cam = rec.cameras[im.camera_id]
-        frames.append(SourceFrame(src, _capture_name(im.name, i), cam, c2w, {"source": im.name}))
+        frames.append(SourceFrame(src, _capture_name(im.name), cam, c2w, {"source": im.name}))
     source = {"type": "colmap", "path": str(model_dir.resolve()), "images": str(root.resolve())}
     return frames, rec, source
 
@@ -238,7 +238,7 @@ def _nerfstudio_frames(path: Path) -> tuple[list[SourceFrame], tuple[np.ndarray,
         rows.append((src, f))
     rows.sort(key=lambda r: str(r[0]))
     frames = []
-    for i, (src, f) in enumerate(rows):
+    for src, f in rows:
         merged = {**{k: v for k, v in d.items() if k != "frames"}, **f}
         w_img, h_img = _image_size(src)
         w, h = int(merged.get("w", w_img)), int(merged.get("h", h_img))
@@ -248,7 +248,7 @@ def _nerfstudio_frames(path: Path) -> tuple[list[SourceFrame], tuple[np.ndarray,
         c2w = c2w.double().numpy()
         _check_rigid(c2w, f"{path.name}: {f['file_path']}")
         rel = os.path.relpath(src, base)
-        frames.append(SourceFrame(src, _capture_name(rel, i), cam, c2w, {"source": f["file_path"]}))
+        frames.append(SourceFrame(src, _capture_name(rel), cam, c2w, {"source": f["file_path"]}))
     points = None
     ply = d.get("ply_file_path")
     if ply and (base / ply).is_file():
@@ -267,7 +267,7 @@ def _long_lrm_frames(path: Path) -> tuple[list[SourceFrame], dict]:
     d = read_json(path)
     base = path.parent
     frames = []
-    for i, f in enumerate(d["frames"]):
+    for f in d["frames"]:
         what = f"{path.name}: {f.get('file_path')}"
         try:
             w2c = torch.tensor(f["w2c"], dtype=torch.float64).reshape(4, 4)
@@ -283,7 +283,7 @@ def _long_lrm_frames(path: Path) -> tuple[list[SourceFrame], dict]:
         Kr = cams.K[0].numpy()
         cam = colmap_camera("PINHOLE", w_img, h_img, [Kr[0, 0], Kr[1, 1], Kr[0, 2], Kr[1, 2]])
         frames.append(
-            SourceFrame(src, _capture_name(f["file_path"], i), cam, c2w, {"source": f["file_path"]})
+            SourceFrame(src, _capture_name(f["file_path"]), cam, c2w, {"source": f["file_path"]})
         )
     extra = {k: v for k, v in d.items() if k.startswith("fold_") or k == "scene_name"}
     source = {"type": "long-lrm", "path": str(path.resolve()), **extra}
