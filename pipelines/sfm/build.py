@@ -30,7 +30,7 @@ from pipelines.capture.folder import Capture
 from pipelines.capture.ingest import IngestConfig, ingest
 from pipelines.capture.staging import check_destination, staged_folder
 from pipelines.progress import CancelToken, Progress, no_progress, sub_progress
-from pipelines.sfm.colmap import run_sfm
+from pipelines.sfm.colmap import run_sfm, timed
 from pipelines.sfm.config import SfMConfig
 from pipelines.sfm.model import image_w2c, model_points
 from pipelines.sfm.write import SourceFrame, write_capture
@@ -57,18 +57,17 @@ def sfm_capture(
 
     dest = check_destination(dest, overwrite)
     timings: dict[str, float] = {}
-    t_start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     with staged_folder(dest, overwrite) as tmp:
         frames_dir = tmp / "sfm" / "frames"
-        t0 = time.perf_counter()
-        got = ingest(
-            input,
-            frames_dir,
-            ingest_config,
-            progress=sub_progress(progress, 0.0, 0.15, "ingest: "),
-            cancel=cancel,
-        )
-        timings["ingest_s"] = time.perf_counter() - t0
+        with timed(timings, "ingest"):
+            got = ingest(
+                input,
+                frames_dir,
+                ingest_config,
+                progress=sub_progress(progress, 0.0, 0.15, "ingest: "),
+                cancel=cancel,
+            )
 
         sfm = run_sfm(
             frames_dir,
@@ -81,7 +80,6 @@ def sfm_capture(
         )
         timings.update(sfm.timings)
 
-        t0 = time.perf_counter()
         rec = sfm.reconstruction
         by_name = {im.name: im for im in rec.images.values()}
         shared = next(iter(rec.cameras.values()))  # one shared camera (CameraMode.SINGLE)
@@ -93,15 +91,16 @@ def sfm_capture(
             c2w = np.linalg.inv(image_w2c(im)) if posed else None
             info = {k: v for k, v in f.items() if k != "name"}
             frames.append(SourceFrame(frames_dir / f["name"], f"images/{f['name']}", camera, c2w, info))
-        cap = write_capture(
-            tmp,
-            frames,
-            points=model_points(rec),
-            progress=sub_progress(progress, 0.92, 1.0, "undistort: "),
-            cancel=cancel,
-        )
-        timings["undistort_s"] = time.perf_counter() - t0
-        timings["total_s"] = time.perf_counter() - t_start
+        with timed(timings, "undistort"):
+            cap = write_capture(
+                tmp,
+                frames,
+                points=model_points(rec),
+                progress=sub_progress(progress, 0.92, 1.0, "undistort: "),
+                cancel=cancel,
+            )
+        timings["total_s"] = time.perf_counter() - wall
+        timings["total_cpu_s"] = time.process_time() - cpu
         cam = shared
         cap.meta = {
             "source": got.source,

@@ -78,6 +78,19 @@ def quiet_colmap(level: int = 2) -> Iterator[None]:
         pycolmap.logging.minloglevel = previous
 
 
+@contextlib.contextmanager
+def timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Record the block's wall seconds as ``timings[name + "_s"]`` and the process's CPU seconds
+    (all threads, pycolmap's included) as ``timings[name + "_cpu_s"]``. On a busy machine the CPU
+    time is the steadier figure; wall time is what a user waits."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        yield
+    finally:
+        timings[f"{name}_s"] = time.perf_counter() - wall
+        timings[f"{name}_cpu_s"] = time.process_time() - cpu
+
+
 def run_stage(
     fn: Callable[[Any], Any],
     *,
@@ -143,123 +156,28 @@ def run_sfm(
     n = len(names)
     matcher = config.resolve_matcher(n, is_video)
     timings: dict[str, float] = {}
-    device = pycolmap.Device.cpu
     pycolmap.set_random_seed(config.seed)
 
     with quiet_colmap():
         pycolmap.Database.open(db).close()
-
-        # ---------------------------------------------------------------- features
-        # Images are imported first (one shared camera), then extracted in chunks: progress and
-        # cancel between chunks, pycolmap's token within one.
-        report = sub_progress(progress, *_STAGES["features"], "features: ")
-        reader = pycolmap.ImageReaderOptions(camera_model=config.camera_model)
-        extraction = {
-            "num_threads": config.num_threads,
-            "sift": {"max_num_features": config.max_num_features},
-        }
-        t0 = time.perf_counter()
-        pycolmap.import_images(
-            db, image_dir, camera_mode=pycolmap.CameraMode.SINGLE, image_names=names, options=reader
-        )
-        done = 0
-        for chunk in _chunks(names, max(4, -(-n // CHUNKS))):
-            report(done / n, f"{done}/{n} images")
-            run_stage(
-                lambda tok, chunk=chunk: pycolmap.extract_features(
-                    db,
-                    image_dir,
-                    image_names=chunk,
-                    camera_mode=pycolmap.CameraMode.SINGLE,
-                    reader_options=reader,
-                    extraction_options=extraction,
-                    device=device,
-                    cancellation_token=tok,
-                ),
-                cancel=cancel,
+        with timed(timings, "features"):
+            _extract(
+                db,
+                image_dir,
+                names,
+                config,
+                sub_progress(progress, *_STAGES["features"], "features: "),
+                cancel,
             )
-            done += len(chunk)
-        timings["features_s"] = time.perf_counter() - t0
-        report(1.0, f"{n}/{n} images")
-
-        # ---------------------------------------------------------------- matching
-        # The matcher's pairs (sequential or exhaustive) are matched in chunks as imported pairs.
         report = sub_progress(progress, *_STAGES["matching"], f"{matcher} matching: ")
-        t0 = time.perf_counter()
-        with contextlib.closing(pycolmap.Database.open(db)) as d:
-            id_to_name = {im.image_id: im.name for im in d.read_all_images()}
-            if matcher == "sequential":
-                pairing = pycolmap.SequentialPairingOptions(overlap=config.sequential_overlap)
-                pairs = pycolmap.SequentialPairGenerator(pairing, d).all_pairs()
-            else:
-                pairs = pycolmap.ExhaustivePairGenerator(pycolmap.ExhaustivePairingOptions(), d).all_pairs()
-        matching = {"num_threads": config.num_threads}
-        pair_file = work_dir / "pairs.txt"
-        done = 0
-        for chunk in _chunks(pairs, max(16, -(-len(pairs) // CHUNKS))):
-            report(done / max(1, len(pairs)), f"{done}/{len(pairs)} pairs")
-            pair_file.write_text("".join(f"{id_to_name[a]} {id_to_name[b]}\n" for a, b in chunk))
-            imported = pycolmap.ImportedPairingOptions(match_list_path=pair_file)
-            run_stage(
-                lambda tok, imported=imported: pycolmap.match_image_pairs(
-                    db,
-                    matching_options=matching,
-                    pairing_options=imported,
-                    device=device,
-                    cancellation_token=tok,
-                ),
-                cancel=cancel,
-            )
-            done += len(chunk)
-        pair_file.unlink(missing_ok=True)
-        timings["matching_s"] = time.perf_counter() - t0
-        report(1.0, f"{len(pairs)}/{len(pairs)} pairs")
-
-        # ---------------------------------------------------------------- mapping
+        with timed(timings, "matching"):
+            _match(db, work_dir, matcher, config, report, cancel)
         report = sub_progress(progress, *_STAGES["mapping"], f"{config.mapper} mapping: ")
         models_dir = work_dir / "models"
-        if models_dir.exists():
-            shutil.rmtree(models_dir)
+        shutil.rmtree(models_dir, ignore_errors=True)
         models_dir.mkdir()
-        registered = [0]
-
-        def next_image() -> None:
-            registered[0] += 1
-
-        def poll_mapping() -> None:
-            if config.mapper == "incremental":
-                report(min(registered[0], n) / n, f"{min(registered[0], n)}/{n} images registered")
-
-        t0 = time.perf_counter()
-        if config.mapper == "incremental":
-            options = pycolmap.IncrementalPipelineOptions(
-                random_seed=config.seed,
-                num_threads=config.num_threads,
-                # COLMAP drops models under 10 images; small photo sets need smaller ones.
-                min_model_size=min(10, config.min_registered_for(n)),
-            )
-            recs = run_stage(
-                lambda tok: pycolmap.incremental_mapping(
-                    db,
-                    image_dir,
-                    models_dir,
-                    options=options,
-                    next_image_callback=next_image,
-                    cancellation_token=tok,
-                ),
-                poll=poll_mapping,
-                cancel=cancel,
-            )
-        else:
-            report(0.0, "running")
-            options = pycolmap.GlobalPipelineOptions(random_seed=config.seed, num_threads=config.num_threads)
-            recs = run_stage(
-                lambda tok: pycolmap.global_mapping(db, image_dir, models_dir, options=options),
-                poll=poll_mapping,
-                cancel=cancel,
-                cancellable=False,
-            )
-        timings["mapping_s"] = time.perf_counter() - t0
+        with timed(timings, "mapping"):
+            recs = _map(db, image_dir, models_dir, n, config, report, cancel)
 
     recs = dict(recs or {})
     shutil.rmtree(models_dir, ignore_errors=True)
@@ -273,7 +191,7 @@ def run_sfm(
     sparse = work_dir / "sparse"
     sparse.mkdir(exist_ok=True)
     rec.write(sparse)
-    report(1.0, f"{len(reg)}/{n} images registered")
+    progress(1.0, f"{len(reg)}/{n} images registered")
     stats = {
         "num_points3D": rec.num_points3D(),
         "mean_reprojection_error_px": float(rec.compute_mean_reprojection_error()),
@@ -282,6 +200,133 @@ def run_sfm(
     if len(reg) < 0.8 * n:
         log.warning("SfM registered %d of %d frames; the others are listed as unregistered", len(reg), n)
     return SfMResult(rec, reg, [nm for nm in names if nm not in posed], matcher, len(recs), timings, stats)
+
+
+def _extract(
+    db: Path,
+    image_dir: Path,
+    names: list[str],
+    config: SfMConfig,
+    report: Progress,
+    cancel: CancelToken | None,
+) -> None:
+    """SIFT features of ``names`` with one shared camera. The images are imported first (the
+    camera is created once), then extracted in chunks: progress and cancel between chunks,
+    pycolmap's token within one."""
+    import pycolmap
+
+    n = len(names)
+    reader = pycolmap.ImageReaderOptions(camera_model=config.camera_model)
+    extraction = {"num_threads": config.num_threads, "sift": {"max_num_features": config.max_num_features}}
+    pycolmap.import_images(
+        db, image_dir, camera_mode=pycolmap.CameraMode.SINGLE, image_names=names, options=reader
+    )
+    done = 0
+    for chunk in _chunks(names, max(4, -(-n // CHUNKS))):
+        report(done / n, f"{done}/{n} images")
+        run_stage(
+            lambda tok, chunk=chunk: pycolmap.extract_features(
+                db,
+                image_dir,
+                image_names=chunk,
+                camera_mode=pycolmap.CameraMode.SINGLE,
+                reader_options=reader,
+                extraction_options=extraction,
+                device=pycolmap.Device.cpu,
+                cancellation_token=tok,
+            ),
+            cancel=cancel,
+        )
+        done += len(chunk)
+    report(1.0, f"{n}/{n} images")
+
+
+def _match(
+    db: Path, work_dir: Path, matcher: str, config: SfMConfig, report: Progress, cancel: CancelToken | None
+) -> None:
+    """Match the pairs the sequential or exhaustive pair generator lists, in chunks, as imported
+    pairs (the same pairs ``match_sequential`` / ``match_exhaustive`` match)."""
+    import pycolmap
+
+    with contextlib.closing(pycolmap.Database.open(db)) as d:
+        id_to_name = {im.image_id: im.name for im in d.read_all_images()}
+        if matcher == "sequential":
+            pairing = pycolmap.SequentialPairingOptions(
+                overlap=config.sequential_overlap, quadratic_overlap=config.quadratic_overlap
+            )
+            pairs = pycolmap.SequentialPairGenerator(pairing, d).all_pairs()
+        else:
+            pairs = pycolmap.ExhaustivePairGenerator(pycolmap.ExhaustivePairingOptions(), d).all_pairs()
+    matching = {"num_threads": config.num_threads}
+    pair_file = work_dir / "pairs.txt"
+    done = 0
+    for chunk in _chunks(pairs, max(16, -(-len(pairs) // CHUNKS))):
+        report(done / max(1, len(pairs)), f"{done}/{len(pairs)} pairs")
+        pair_file.write_text("".join(f"{id_to_name[a]} {id_to_name[b]}\n" for a, b in chunk))
+        imported = pycolmap.ImportedPairingOptions(match_list_path=pair_file)
+        run_stage(
+            lambda tok, imported=imported: pycolmap.match_image_pairs(
+                db,
+                matching_options=matching,
+                pairing_options=imported,
+                device=pycolmap.Device.cpu,
+                cancellation_token=tok,
+            ),
+            cancel=cancel,
+        )
+        done += len(chunk)
+    pair_file.unlink(missing_ok=True)
+    report(1.0, f"{len(pairs)}/{len(pairs)} pairs")
+
+
+def _map(
+    db: Path,
+    image_dir: Path,
+    models_dir: Path,
+    n: int,
+    config: SfMConfig,
+    report: Progress,
+    cancel: CancelToken | None,
+) -> dict:
+    """Incremental (per registered image progress, cancellable) or global mapping -> models."""
+    import pycolmap
+
+    registered = [0]
+
+    def next_image() -> None:
+        registered[0] += 1
+
+    def poll() -> None:
+        done = min(registered[0], n)
+        report(done / n, f"{done}/{n} images registered")
+
+    if config.mapper == "incremental":
+        options = pycolmap.IncrementalPipelineOptions(
+            random_seed=config.seed,
+            num_threads=config.num_threads,
+            # COLMAP drops models under 10 images; small photo sets need smaller ones.
+            min_model_size=min(10, config.min_registered_for(n)),
+            ba_global_function_tolerance=config.ba_global_function_tolerance,
+        )
+        return run_stage(
+            lambda tok: pycolmap.incremental_mapping(
+                db,
+                image_dir,
+                models_dir,
+                options=options,
+                next_image_callback=next_image,
+                cancellation_token=tok,
+            ),
+            poll=poll,
+            cancel=cancel,
+        )
+    report(0.0, "running (no progress until it finishes)")
+    options = pycolmap.GlobalPipelineOptions(random_seed=config.seed, num_threads=config.num_threads)
+    return run_stage(
+        lambda tok: pycolmap.global_mapping(db, image_dir, models_dir, options=options),
+        cancel=cancel,
+        cancellable=False,
+    )
 
 
 def _chunks(items: list, size: int) -> Iterator[list]:

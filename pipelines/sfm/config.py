@@ -21,7 +21,10 @@ class SfMConfig:
       (GLOMAP-style global SfM; cancellable only before and after it runs).
     camera_model: COLMAP model of the one shared camera (OPENCV: fx, fy, cx, cy, k1, k2, p1, p2).
     max_num_features: SIFT features per image. sequential_overlap: neighbours matched per frame
-      (plus quadratic overlap, COLMAP's default). seed: fixes COLMAP's random sampling.
+      and with ``quadratic_overlap`` also frames 2^k apart (COLMAP's default). seed: fixes COLMAP's
+      random sampling. ba_global_function_tolerance: stop global bundle adjustment when the cost
+      changes less than this (relative; COLMAP's default 0 runs to its iteration limit,
+      nerfstudio uses 1e-6).
     min_registered / min_registered_fraction: fewer registered frames than
       max(min_registered, fraction * frames) is an error (the capture is not written).
     """
@@ -31,11 +34,13 @@ class SfMConfig:
     camera_model: str = "OPENCV"
     max_num_features: int = 8192
     sequential_overlap: int = 10
+    quadratic_overlap: bool = True
     exhaustive_max_images: int = 100
     seed: int = 0
     num_threads: int = -1
     min_registered: int = 3
     min_registered_fraction: float = 0.4
+    ba_global_function_tolerance: float = 0.0
 
     def __post_init__(self) -> None:
         if self.matcher not in ("auto", "sequential", "exhaustive"):

@@ -282,9 +282,7 @@ def _long_lrm_frames(path: Path) -> tuple[list[SourceFrame], dict]:
         _check_rigid(c2w, what)
         Kr = cams.K[0].numpy()
         cam = colmap_camera("PINHOLE", w_img, h_img, [Kr[0, 0], Kr[1, 1], Kr[0, 2], Kr[1, 2]])
-        frames.append(
-            SourceFrame(src, _capture_name(f["file_path"]), cam, c2w, {"source": f["file_path"]})
-        )
+        frames.append(SourceFrame(src, _capture_name(f["file_path"]), cam, c2w, {"source": f["file_path"]}))
     extra = {k: v for k, v in d.items() if k.startswith("fold_") or k == "scene_name"}
     source = {"type": "long-lrm", "path": str(path.resolve()), **extra}
     return frames, source
