@@ -144,6 +144,7 @@ def normalize_to_cube(
     min_points: int = 20,
     min_visible: float = 0.5,
     assumed_view_fill: float = 0.7,
+    max_points: int = 20000,
 ) -> CubeNormalization:
     """Similarity from the capture world to GeoLRM's cube (see the module docstring).
 
@@ -174,6 +175,8 @@ def normalize_to_cube(
     center, radius, source = c0, None, "cameras"
     if points is not None and len(points) >= min_points:
         p = points.detach().double().cpu()
+        if len(p) > max_points:  # an even, deterministic subset bounds the N x P visibility test
+            p = p[torch.linspace(0, len(p) - 1, max_points).long()]
         keep = (_visible_fraction(cameras.to("cpu"), p) >= min_visible) & (
             (p - c0).norm(dim=-1) < (o - c0).norm(dim=-1).min()
         )
