@@ -32,6 +32,7 @@ from studio import workspace as ws
 from studio.config import StudioConfig
 from studio.demo import DEMO_NAME, install_demo
 from studio.jobs import JobQueue
+from studio.uploads import inside, sanitize_filename
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +64,11 @@ class Capabilities:
             except ModuleNotFoundError:
                 return False
 
+        import pipelines.gaussians
+
         return Capabilities(
             sfm=has("pipelines.sfm"),
-            render=has("pipelines.gaussians.render"),
+            render=has("pipelines.gaussians.render") or hasattr(pipelines.gaussians, "render"),
             optimize=has("pipelines.optimize"),
             models=tuple(sorted(MODELS)),
         )
@@ -188,6 +191,14 @@ class Studio:
         self._emit(RUNS)
         self._emit(SCENE)
         return capture
+
+    def new_capture_dir(self, name: str) -> Path:
+        """Where a new capture named ``name`` (typed in the browser) goes: its sanitized name
+        directly under the workspace. Raises ValueError if that folder exists already."""
+        folder = inside(self.workspace, sanitize_filename(name))
+        if folder.exists():
+            raise ValueError(f"{folder.name!r} exists in the workspace already; choose another name")
+        return folder
 
     def _require_capture(self) -> Capture:
         capture = self.capture

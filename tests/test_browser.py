@@ -7,8 +7,6 @@ chromium or Playwright is missing; .ci/run installs chromium with apt-get.
 
 from __future__ import annotations
 
-import io
-import shutil
 import time
 import zipfile
 from collections.abc import Callable
@@ -21,6 +19,7 @@ import torch
 from studio_helpers import make_capture, make_run
 
 from pipelines.capture.images import write_image
+from studio.bench.browser import VIEWPORT, changed_fraction, headless_chromium, missing_reason, screenshot_rgb
 from studio.config import StudioConfig
 from viewer import names
 
@@ -28,23 +27,16 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# Headless, no GPU: WebGL runs on SwiftShader through ANGLE (what renders viser's canvas here).
-LAUNCH_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-]  # fmt: skip
-VIEWPORT = {"width": 960, "height": 640}  # SwiftShader draws splats on the CPU: keep the canvas small
 TIMEOUT_S = 30.0
 
 
 def eventually(cond: Callable[[], object], what: str, timeout: float = TIMEOUT_S, every: float = 0.1):
-    """Poll ``cond`` until truthy; fail saying ``what`` did not happen."""
+    """Poll ``cond`` until it returns something other than None or False; fail saying ``what``
+    did not happen."""
     deadline = time.monotonic() + timeout
     while True:
         value = cond()
-        if value is not None and value is not False and (not hasattr(value, "__len__") or len(value)):
+        if value is not None and value is not False:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} (waited {timeout:.0f} s)")
@@ -53,15 +45,11 @@ def eventually(cond: Callable[[], object], what: str, timeout: float = TIMEOUT_S
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (Debian: apt-get install -y chromium; .ci/run does this)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with headless_chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
@@ -82,7 +70,7 @@ def open_page(browser, running):
     before = set(running.server.get_clients())
     page.goto(running.url)
     page.get_by_text("Rescan workspace").wait_for(timeout=TIMEOUT_S * 1000)
-    new = eventually(lambda: set(running.server.get_clients()) - before, "the page never connected")
+    new = eventually(lambda: (set(running.server.get_clients()) - before) or None, "the page never connected")
     return page, running.server.get_clients()[new.pop()]
 
 
@@ -91,18 +79,12 @@ def artifact(name: str) -> Path:
     return ARTIFACTS / name
 
 
-def canvas_crop(page) -> np.ndarray:
-    """The 3D view left of the control panel, as uint8 [H, W, 3]."""
-    png = page.screenshot(clip={"x": 40, "y": 170, "width": 480, "height": 440})
-    return iio.imread(io.BytesIO(png))[..., :3]
-
-
 def test_load_run_shows_splats_in_every_tab(browser, running):
     page, client = open_page(browser, running)
     page2, _ = open_page(browser, running)  # a second tab, open while the state changes
     page2.get_by_role("tab", name="Runs").click()
     page.screenshot(path=artifact("01_capture_panel.png"))
-    before = canvas_crop(page)
+    before = screenshot_rgb(page)
 
     page.get_by_role("tab", name="Runs").click()
     page.get_by_role("button", name="Show as A").click()
@@ -116,9 +98,8 @@ def test_load_run_shows_splats_in_every_tab(browser, running):
 
     # ... and the browser draws it: the view changes and is far from blank.
     def drawn():
-        now = canvas_crop(page)
-        changed = np.abs(now.astype(np.int16) - before.astype(np.int16)).max(axis=2) > 40
-        return now if changed.mean() > 0.05 and now.std() > 20 else None
+        now = screenshot_rgb(page)
+        return now if changed_fraction(now, before) > 0.05 and now.std() > 20 else None
 
     after = eventually(drawn, "the splats never appeared in the page")
     iio.imwrite(artifact("02_splats_canvas.png"), after)

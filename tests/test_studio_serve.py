@@ -73,6 +73,18 @@ def test_serve_takes_next_free_port_and_stops_on_sigterm(tmp_path, gen):
             assert stop(proc) == 0
 
 
+def test_unknown_capture_is_a_clear_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "studio.cli", "serve", "--workspace", str(tmp_path), "--capture", "nope"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "no capture 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_plain_lrm_studio_serves_the_default_workspace(tmp_path):
     ws = tmp_path / "from-env"
     proc, m = start([], env={"LRM_STUDIO_WORKSPACE": str(ws)})

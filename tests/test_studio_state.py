@@ -80,6 +80,14 @@ def test_unknown_capture_and_run_ids_are_refused(studio, gen):
     assert run.exists()
 
 
+def test_new_capture_names_stay_in_the_workspace(studio, gen):
+    assert studio.new_capture_dir("../../etc/My Garden") == studio.workspace / "My_Garden"
+    assert studio.new_capture_dir("..") == studio.workspace / "upload"
+    make_capture(studio.workspace / "kitchen", 2, gen, points=0)
+    with pytest.raises(ValueError, match="exists in the workspace"):
+        studio.new_capture_dir("kitchen")
+
+
 def test_scene_slots_and_topics(studio, gen):
     heard: list[str] = []
     studio.subscribe(heard.append)

@@ -210,7 +210,11 @@ def test_place_upload_makes_ingest_sources(tmp_path):
     assert describe_source(dest) == "folder with 2 photos"
     z.write_bytes(make_zip({"a.png": b"1"}))  # same name again: a fresh folder
     assert place_upload(z, uploads, limit_bytes=10**6) == uploads / "Trip_1-2"
-    for bad, why in [("", "no source"), (tmp_path / "missing", "does not exist"), (tmp_path, "holds no photos")]:
+    for bad, why in [
+        ("", "no source"),
+        (tmp_path / "missing", "does not exist"),
+        (tmp_path, "holds no photos"),
+    ]:
         with pytest.raises(UploadError, match=why):
             describe_source(bad)
     (tmp_path / "notes.txt").write_text("x")

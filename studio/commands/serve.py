@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 import tyro
@@ -13,7 +14,7 @@ from studio.console import setup_logging
 DEFAULT = StudioConfig()
 
 
-def serve(config: tyro.conf.OmitArgPrefixes[StudioConfig] = DEFAULT) -> None:
+def serve(config: tyro.conf.OmitArgPrefixes[StudioConfig] = DEFAULT) -> int:
     """Serve the studio on http://HOST:PORT (the next free port when PORT is taken) until Ctrl-C.
 
     Opens the workspace (the bundled demo capture is copied in on first start) and prints
@@ -24,7 +25,11 @@ def serve(config: tyro.conf.OmitArgPrefixes[StudioConfig] = DEFAULT) -> None:
     setup_logging()
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    running = start_studio(config)
+    try:
+        running = start_studio(config)
+    except ValueError as e:  # e.g. --capture names no capture of the workspace
+        print(f"lrm-studio: {e}", file=sys.stderr)
+        return 2
     print(
         f"lrm-studio: serving {running.url}  (workspace {running.studio.workspace}; Ctrl-C stops)", flush=True
     )
@@ -36,3 +41,4 @@ def serve(config: tyro.conf.OmitArgPrefixes[StudioConfig] = DEFAULT) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
         running.stop()
+    return 0
