@@ -28,10 +28,11 @@ import numpy as np
 from pipelines.capture.folder import Capture
 from pipelines.capture.images import read_image, resize, to_tensor, to_uint8
 from pipelines.gaussians import Gaussians
+from pipelines.progress import CancelToken, Progress
 from studio import workspace as ws
 from studio.config import StudioConfig
 from studio.demo import DEMO_NAME, install_demo
-from studio.jobs import JobQueue
+from studio.jobs import JobQueue, JobState
 from studio.uploads import inside, sanitize_filename
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ SLOTS = ("A", "B")  # result slots of the scene: the compare panel puts A agains
 class Capabilities:
     """Which pipelines this build has; panels disable what is missing and say why."""
 
-    sfm: bool  # pipelines.sfm: ingest video/photos, run SfM
+    sfm: bool  # ingest video/photos + SfM (pipelines.sfm, through studio.captures.sfm_to_workspace)
     render: bool  # pipelines.gaussians.render: server-side renders, held-out metrics
     optimize: bool  # pipelines.optimize: gsplat-style training
     models: tuple[str, ...]  # registered feed-forward models (pipelines.models.base.MODELS)
@@ -67,7 +68,7 @@ class Capabilities:
         import pipelines.gaussians
 
         return Capabilities(
-            sfm=has("pipelines.sfm"),
+            sfm=has("pipelines.sfm") and has("studio.captures"),
             render=has("pipelines.gaussians.render") or hasattr(pipelines.gaussians, "render"),
             optimize=has("pipelines.optimize"),
             models=tuple(sorted(MODELS)),
@@ -199,6 +200,30 @@ class Studio:
         if folder.exists():
             raise ValueError(f"{folder.name!r} exists in the workspace already; choose another name")
         return folder
+
+    def submit_sfm(self, source: str | Path, *, name: str, max_frames: int) -> JobState:
+        """Queue ingest + SfM of a video or photo folder on the server into a new capture
+        ``name`` (sanitized) of the workspace; the new capture opens when the job is done.
+        Raises ValueError at once for a taken name or when this build has no SfM."""
+        if not self.capabilities.sfm:
+            raise ValueError("this build has no SfM pipeline (pipelines.sfm)")
+        from pipelines.capture.ingest import IngestConfig
+
+        from studio.captures import sfm_to_workspace
+
+        dest = self.new_capture_dir(name)
+        config = IngestConfig(max_frames=max_frames)
+
+        def run(progress: Progress, cancel: CancelToken) -> Capture:
+            return sfm_to_workspace(
+                source, self.workspace, name=dest.name, ingest_config=config, progress=progress, cancel=cancel
+            )
+
+        def done(capture: Capture) -> None:
+            self._emit(CAPTURES)
+            self.open_capture(capture.root.name)
+
+        return self.jobs.submit(f"Ingest + SfM: {dest.name}", run, kind="sfm", on_done=done)
 
     def _require_capture(self) -> Capture:
         capture = self.capture

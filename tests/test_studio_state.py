@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -197,3 +198,86 @@ def test_job_results_are_written_back_as_runs(studio, gen):
     assert studio.jobs.wait(job.id, 10).status == "done"
     assert heard == [RUNS]
     assert [r.num_gaussians for r in studio.run_summaries()] == [9]
+
+
+@pytest.fixture
+def standin_sfm(monkeypatch, gen):
+    """Stand-ins for the SfM pipeline's studio entry (studio.captures.sfm_to_workspace) and
+    its IngestConfig, with the same signatures: they build a small capture folder with stage
+    progress, so the studio's wiring (job, progress, write-back, opening) is tested here; the
+    pipeline itself is tested with pycolmap in its own tests."""
+    import sys
+    import types
+    from dataclasses import dataclass
+
+    calls = []
+
+    @dataclass(frozen=True)
+    class IngestConfig:
+        max_frames: int = 150
+
+    def sfm_to_workspace(
+        input, workspace, *, name=None, ingest_config=None, progress=None, cancel=None, **kw
+    ):
+        calls.append(
+            {"input": input, "workspace": workspace, "name": name, "max_frames": ingest_config.max_frames}
+        )
+        for i, stage in enumerate(["ingest: frames", "SfM features", "SfM matching", "SfM mapping"]):
+            cancel.check()
+            if "fail" in str(input):
+                raise ValueError(f"{input}: only 2 of 30 frames registered; film with more overlap")
+            progress(i / 4, stage)
+        return make_capture(Path(workspace) / name, 3, gen, points=10)
+
+    ingest = types.ModuleType("pipelines.capture.ingest")
+    ingest.IngestConfig = IngestConfig
+    captures = types.ModuleType("studio.captures")
+    captures.sfm_to_workspace = sfm_to_workspace
+    monkeypatch.setitem(sys.modules, "pipelines.capture.ingest", ingest)
+    monkeypatch.setitem(sys.modules, "studio.captures", captures)
+    return calls
+
+
+def test_ingest_and_sfm_job_opens_the_new_capture(tmp_path, standin_sfm, gen):
+    from dataclasses import replace
+
+    from studio.jobs import JobQueue
+
+    studio = Studio(tmp_path / "ws", jobs=JobQueue(progress_interval_s=0.0))  # every stage reaches listeners
+    make_capture(studio.workspace / "old", 2, gen, points=0)
+    studio.open_capture("old")
+    studio.capabilities = replace(studio.capabilities, sfm=True)
+    heard = []
+    studio.subscribe(heard.append)
+    seen = []
+    studio.jobs.add_listener(lambda s: seen.append(s.message))
+    job = studio.submit_sfm("/data/walk.mp4", name="My Walk!", max_frames=42)
+    assert job.title == "Ingest + SfM: My_Walk_"
+    final = studio.jobs.wait(job.id, 10)
+    assert final.status == "done", final.error
+    assert standin_sfm == [
+        {"input": "/data/walk.mp4", "workspace": studio.workspace, "name": "My_Walk_", "max_frames": 42}
+    ]
+    assert studio.capture.name == "My_Walk_" and "My_Walk_" in studio.captures()
+    assert heard[:2] == [CAPTURES, CAPTURE]
+    assert [m for m in seen if m.startswith(("ingest", "SfM"))] == [
+        "ingest: frames",
+        "SfM features",
+        "SfM matching",
+        "SfM mapping",
+    ]
+    with pytest.raises(ValueError, match="exists in the workspace"):
+        studio.submit_sfm("/data/walk.mp4", name="My_Walk_", max_frames=42)
+
+    bad = studio.jobs.wait(studio.submit_sfm("/data/fail.mp4", name="bad", max_frames=10).id, 10)
+    assert bad.status == "failed" and "only 2 of 30 frames registered" in bad.error
+    assert studio.capture.name == "My_Walk_" and "bad" not in studio.captures()
+    studio.close()
+
+
+def test_sfm_is_refused_without_the_pipeline(studio):
+    from dataclasses import replace
+
+    studio.capabilities = replace(studio.capabilities, sfm=False)
+    with pytest.raises(ValueError, match="no SfM pipeline"):
+        studio.submit_sfm("/data/walk.mp4", name="x", max_frames=10)

@@ -1,6 +1,7 @@
 """Cameras panel: registered / unregistered counts of the open capture, frustum and sparse
-point display, and SfM (disabled until pipelines.sfm lands). The frustums themselves (with
-thumbnails; click one to move every tab's view there) live in viewer.scene.SceneView."""
+point display. The frustums themselves (with thumbnails; click one to move every tab's view
+there) live in viewer.scene.SceneView; SfM runs from the Capture panel (Ingest + SfM), its
+stage progress under Jobs."""
 
 from __future__ import annotations
 
@@ -11,11 +12,6 @@ import viser
 from studio.app import Studio
 from viewer.scene import SceneView
 
-SFM_PENDING_HINT = (
-    "SfM comes with pipelines.sfm (COLMAP through pycolmap), which this build does not have yet."
-)
-SFM_UNWIRED_HINT = "pipelines.sfm is installed, but the studio's SfM action is not wired to it yet."
-
 
 @dataclass
 class CamerasPanel:
@@ -23,7 +19,6 @@ class CamerasPanel:
     show_cameras: viser.GuiCheckboxHandle
     show_points: viser.GuiCheckboxHandle
     frustum_size: viser.GuiSliderHandle  # fraction of the capture's extent
-    sfm: viser.GuiButtonHandle  # disabled until pipelines.sfm lands
 
     def refresh(self, studio: Studio, scene: SceneView) -> None:
         self.counts.content = cameras_markdown(studio, scene)
@@ -53,12 +48,6 @@ def add_cameras_panel(server: viser.ViserServer, studio: Studio, scene: SceneVie
         show_points=server.gui.add_checkbox("Show sparse points", initial_value=True),
         frustum_size=server.gui.add_slider(
             "Frustum size", min=0.01, max=0.3, step=0.01, initial_value=scene.frustum_scale
-        ),
-        sfm=server.gui.add_button(
-            "Run SfM",
-            icon=viser.Icon.CAMERA,
-            disabled=True,
-            hint=SFM_UNWIRED_HINT if studio.capabilities.sfm else SFM_PENDING_HINT,
         ),
     )
 

@@ -19,7 +19,7 @@ INGEST_PENDING_HINT = (
     "Ingest + SfM come with pipelines.sfm (frame extraction and COLMAP through pycolmap), "
     "which this build does not have yet."
 )
-INGEST_UNWIRED_HINT = "pipelines.sfm is installed, but the studio's ingest action is not wired to it yet."
+INGEST_HINT = "Takes up to Frames frames from the source, runs COLMAP (pycolmap) on them; progress under Jobs."
 
 
 @dataclass
@@ -32,7 +32,7 @@ class CapturePanel:
     source_info: viser.GuiMarkdownHandle  # what the source is, or what is wrong with it
     name: viser.GuiTextHandle  # name of the new capture folder
     frames: viser.GuiSliderHandle  # how many frames to take from the source
-    ingest: viser.GuiButtonHandle  # disabled until pipelines.sfm lands
+    ingest: viser.GuiButtonHandle  # queues ingest + SfM (disabled without pipelines.sfm)
 
     def refresh(self, studio: Studio) -> None:
         names = tuple(studio.captures()) or (NO_CAPTURES,)
@@ -51,6 +51,8 @@ def capture_markdown(studio: Studio) -> str:
         return f"No capture open. Workspace: `{studio.workspace}`"
     n_test = len(cap.indices("test"))
     source = cap.meta.get("source")
+    if isinstance(source, dict):  # the SfM pipeline records {"type", "path", ...}
+        source = f"{source.get('type', '')} {source.get('path', '')}".strip()
     lines = [
         f"**{cap.name}**: {len(cap)} frames, {cap.cameras.width}×{cap.cameras.height} px "
         f"({len(cap) - n_test} train, {n_test} test)",
@@ -62,7 +64,7 @@ def capture_markdown(studio: Studio) -> str:
 
 
 def ingest_hint(studio: Studio) -> str:
-    return INGEST_UNWIRED_HINT if studio.capabilities.sfm else INGEST_PENDING_HINT
+    return INGEST_HINT if studio.capabilities.sfm else INGEST_PENDING_HINT
 
 
 def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel:
@@ -107,9 +109,12 @@ def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel
         name = server.gui.add_text(
             "Name", initial_value="", hint="Folder name of the new capture in the workspace"
         )
-        frames = server.gui.add_slider("Frames", min=8, max=400, step=1, initial_value=120)
+        frames = server.gui.add_slider("Frames", min=8, max=400, step=1, initial_value=150)
         ingest = server.gui.add_button(
-            "Ingest + SfM", icon=viser.Icon.CAMERA, disabled=True, hint=ingest_hint(studio)
+            "Ingest + SfM",
+            icon=viser.Icon.CAMERA,
+            disabled=not studio.capabilities.sfm,
+            hint=ingest_hint(studio),
         )
     panel = CapturePanel(capture, info, rescan, upload, source, source_info, name, frames, ingest)
 
@@ -133,6 +138,17 @@ def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel
     @rescan.on_click
     def _(event: viser.GuiEvent) -> None:
         studio.rescan()
+
+    @ingest.on_click
+    def _(event: viser.GuiEvent) -> None:
+        try:
+            describe_source(source.value)
+            src = Path(source.value).expanduser()
+            job = studio.submit_sfm(src, name=name.value or src.stem, max_frames=int(frames.value))
+        except ValueError as e:  # UploadError and a taken name included
+            notify(server, "Cannot start Ingest + SfM", str(e), kind="error", client=event.client)
+            return
+        notify(server, "Queued", job.title, kind="info", client=event.client)
 
     @source.on_update
     def _(event: viser.GuiEvent) -> None:
