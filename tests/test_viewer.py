@@ -101,6 +101,30 @@ def test_frustum_poses_follow_the_cameras(tmp_path, gen):
         assert p.aspect == 2.0
 
 
+def test_overview_looks_at_the_scene(tmp_path, gen):
+    from pipelines.cameras import Cameras
+    from pipelines.capture.folder import Capture, default_splits
+    from viewer.scene import overview_pose, scene_target, world_up
+
+    ring = make_capture(tmp_path / "ring", 8, gen, points=0)  # a ring of cameras looking at the origin
+    np.testing.assert_allclose(scene_target(ring), 0.0, atol=1e-4)
+    np.testing.assert_allclose(world_up(ring), [0, 0, 1], atol=1e-6)
+    pose, target = overview_pose(ring, world_up(ring))
+    forward = vtf.SO3(pose.wxyz).as_matrix()[:, 2]  # OpenCV: the view looks along +z
+    np.testing.assert_allclose(
+        forward, (target - pose.position) / np.linalg.norm(target - pose.position), atol=1e-5
+    )
+    assert pose.position[2] > 0.5 and np.linalg.norm(pose.position[:2]) > 3.0  # raised, beyond the ring
+    with_points = make_capture(tmp_path / "pts", 8, gen, points=50)
+    xyz, _ = with_points.load_points()
+    np.testing.assert_allclose(scene_target(with_points), np.median(xyz, axis=0), atol=1e-6)
+    # Parallel cameras (a forward-facing sweep): their axes never meet; the target lies ahead.
+    eye = torch.stack([torch.linspace(-1, 1, 5), torch.zeros(5), torch.zeros(5)], 1)
+    cams = Cameras.look_at(eye, eye + torch.tensor([0.0, 0, 1]), fov_y_deg=50, width=32, height=24)
+    sweep = Capture(tmp_path / "sweep", [f"images/{i}.png" for i in range(5)], cams, default_splits(5))
+    np.testing.assert_allclose(scene_target(sweep), [0, 0, 1.0], atol=1e-6)
+
+
 def test_viewer_follows_the_studio(server, tmp_path, gen):
     ws = tmp_path / "ws"
     make_capture(ws / "one", 9, gen, points=123, unregistered=2)

@@ -7,6 +7,7 @@ nodes are added once and removed when their content goes away.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 import viser
 
+from pipelines.cameras import Cameras
 from pipelines.capture.folder import Capture
 from pipelines.transforms import rotmat_to_quat
 from studio.app import Shown
@@ -59,6 +61,37 @@ def world_up(capture: Capture) -> np.ndarray:
     return (up / n).numpy() if n > 1e-6 else np.array([0.0, 0.0, 1.0])
 
 
+def scene_target(capture: Capture) -> np.ndarray:
+    """What the capture looks at: the median sparse point, else the point closest to every
+    camera's optical axis (least squares), else a point ahead of the mean camera."""
+    pts = capture.load_points()
+    if pts is not None and len(pts[0]):
+        return np.median(pts[0].astype(np.float64), axis=0)
+    c = capture.cameras.centers().double().numpy()
+    d = capture.cameras.forward_dirs().double().numpy()
+    P = np.eye(3)[None] - d[:, :, None] * d[:, None, :]  # [N, 3, 3] projectors off each axis
+    A, b = P.sum(0), np.einsum("nij,nj->i", P, c)
+    if np.linalg.eigvalsh(A)[0] > 0.05 * len(c):  # the axes converge somewhere
+        return np.linalg.solve(A, b)
+    return c.mean(0) + scene_extent(capture) * d.mean(0)
+
+
+def overview_pose(capture: Capture, up: np.ndarray) -> tuple[CameraPose, np.ndarray]:
+    """A view of the whole capture, its target [3]: from beyond the first training camera
+    (twice its distance from the target) and raised along ``up``, looking at the target."""
+    first = (capture.indices("train") or [0])[0]
+    target = scene_target(capture)
+    c0 = capture.cameras.centers()[first].double().numpy()
+    dist = max(float(np.linalg.norm(c0 - target)), 1e-3)
+    eye = target + 2.0 * (c0 - target) + 0.8 * dist * up
+    cams = Cameras.look_at(
+        torch.tensor(eye[None]), torch.tensor(target[None]), fov_y_deg=60.0, width=capture.cameras.width,
+        height=capture.cameras.height, up=torch.tensor(up),
+    )  # fmt: skip
+    wxyz = rotmat_to_quat(cams.c2w[0, :3, :3].double()).numpy()
+    return CameraPose(wxyz, eye, math.radians(60.0), capture.cameras.width / capture.cameras.height), target
+
+
 def move_clients_to(server: viser.ViserServer, pose: CameraPose) -> None:
     """Move every connected tab's view to ``pose`` (orientation, position and vertical fov)."""
     for client in server.get_clients().values():
@@ -75,7 +108,7 @@ class SceneView:
     fraction of the capture's extent.
     """
 
-    def __init__(self, server: viser.ViserServer, *, budget: int, frustum_scale: float = 0.08) -> None:
+    def __init__(self, server: viser.ViserServer, *, budget: int, frustum_scale: float = 0.05) -> None:
         self.server = server
         self.budget = budget
         self.frustum_scale = frustum_scale
@@ -162,19 +195,17 @@ class SceneView:
             self._set_initial_view(capture, move_views)
 
     def _set_initial_view(self, capture: Capture, move_views: bool) -> None:
-        """Up direction from the cameras; the views start looking through the first training
-        frame (its frustum hidden), so a result lines up with that photo."""
+        """Up direction from the cameras; the views start at :func:`overview_pose`."""
         up = world_up(capture)
         self.server.scene.set_up_direction(tuple(float(x) for x in up))
-        first = (capture.indices("train") or [0])[0]
-        pose = self.poses[first]
-        forward = capture.cameras.c2w[first, :3, 2].double().numpy()
+        pose, target = overview_pose(capture, up)
         cam = self.server.initial_camera
         cam.position = pose.position
-        cam.look_at = pose.position + self.extent * forward
+        cam.look_at = target
         cam.up = up
         cam.fov = pose.fov_y_rad
-        self.look_through(first, move_views=move_views)
+        if move_views:
+            move_clients_to(self.server, pose)
 
     def look_through(self, index: int, *, move_views: bool = True) -> None:
         """Move every tab's view into frame ``index``'s camera; its frustum (whose photo would
