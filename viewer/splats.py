@@ -46,7 +46,9 @@ def to_viser_arrays(g: Gaussians, *, budget: int) -> SplatArrays:
     assert budget > 0, f"budget must be positive, got {budget}"
     total = g.num
     with torch.no_grad():
-        g = g.detach().to("cpu", torch.float32).finite().top_k(budget)
+        # The browser shows the DC colour only: drop the higher SH bands first (a view), so the
+        # finite check and the subset below never copy them.
+        g = g.detach().to("cpu", torch.float32).with_sh_degree(0).finite().top_k(budget)
         return SplatArrays(
             centers=g.means.numpy().astype(np.float32, copy=True),
             covariances=g.covariances().numpy().astype(np.float32, copy=False),

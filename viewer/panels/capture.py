@@ -19,7 +19,7 @@ INGEST_PENDING_HINT = (
     "Ingest + SfM come with pipelines.sfm (frame extraction and COLMAP through pycolmap), "
     "which this build does not have yet."
 )
-INGEST_HINT = "Takes up to Frames frames from the source, runs COLMAP (pycolmap) on them; progress under Jobs."
+INGEST_HINT = "Takes up to Frames frames from the source and runs COLMAP (pycolmap); progress under Jobs."
 
 
 @dataclass
