@@ -13,6 +13,7 @@ import sys
 # name -> ("module:function", one-line help). Two-word names ("weights import") are matched first.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench render": ("studio.bench.render:main", "CPU/GPU renderer timings and peak memory"),
+    "bench geolrm": ("studio.bench.geolrm:main", "GeoLRM inference time and peak memory vs number of views"),
     "serve": ("studio.commands.serve:serve", "the studio in the browser (127.0.0.1:8080; demo capture)"),
 }
 
