@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sfm": ("studio.commands.capture:sfm", "a capture from a video or photos (pycolmap SfM)"),
     "import": ("studio.commands.capture:import_capture", "a capture from COLMAP, nerfstudio or Long-LRM"),
     "export": ("studio.commands.capture:export", "a capture's cameras for nerfstudio or Long-LRM"),
+    "bench geolrm": ("studio.bench.geolrm:main", "GeoLRM inference time and peak memory vs number of views"),
+    "serve": ("studio.commands.serve:serve", "the studio in the browser (127.0.0.1:8080; demo capture)"),
 }
 
 

@@ -1,0 +1,1 @@
+"""Building blocks shared by the feed-forward models (one file per block)."""
