@@ -161,7 +161,7 @@ def run_sfm(
     with quiet_colmap():
         pycolmap.Database.open(db).close()
         with timed(timings, "features"):
-            _extract(
+            octave = _extract(
                 db,
                 image_dir,
                 names,
@@ -196,6 +196,7 @@ def run_sfm(
         "num_points3D": rec.num_points3D(),
         "mean_reprojection_error_px": float(rec.compute_mean_reprojection_error()),
         "mean_track_length": float(rec.compute_mean_track_length()),
+        "sift_first_octave": octave,
     }
     if len(reg) < 0.8 * n:
         log.warning("SfM registered %d of %d frames; the others are listed as unregistered", len(reg), n)
@@ -209,15 +210,21 @@ def _extract(
     config: SfMConfig,
     report: Progress,
     cancel: CancelToken | None,
-) -> None:
+) -> int:
     """SIFT features of ``names`` with one shared camera. The images are imported first (the
     camera is created once), then extracted in chunks: progress and cancel between chunks,
-    pycolmap's token within one."""
+    pycolmap's token within one. Returns the SIFT first octave used."""
     import pycolmap
+    from PIL import Image
 
     n = len(names)
+    with Image.open(image_dir / names[0]) as im:
+        octave = config.resolve_first_octave(max(im.size))
     reader = pycolmap.ImageReaderOptions(camera_model=config.camera_model)
-    extraction = {"num_threads": config.num_threads, "sift": {"max_num_features": config.max_num_features}}
+    extraction = {
+        "num_threads": config.num_threads,
+        "sift": {"max_num_features": config.max_num_features, "first_octave": octave},
+    }
     pycolmap.import_images(
         db, image_dir, camera_mode=pycolmap.CameraMode.SINGLE, image_names=names, options=reader
     )
@@ -239,6 +246,7 @@ def _extract(
         )
         done += len(chunk)
     report(1.0, f"{n}/{n} images")
+    return octave
 
 
 def _match(
