@@ -5,8 +5,7 @@ undistortion) on the bundled demo video (pipelines.synth: 640x360, ground-truth 
 gt_cameras.json), keeping FRAMES frames, and reports each stage's wall time (median, min, max
 over REPEATS runs) and process CPU time (steadier on a shared machine), the frames registered
 and, after a similarity alignment by frame index, the median rotation and camera-centre errors.
-The issue's target: 60 frames at 640x360 in at most
-60 s in total on 2 CPU cores.
+The issue's target: 60 frames at 640x360 in at most 60 s in total on 2 CPU cores.
 """
 
 from __future__ import annotations
