@@ -13,6 +13,9 @@ import sys
 # name -> ("module:function", one-line help). Two-word names ("weights import") are matched first.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench render": ("studio.bench.render:main", "CPU/GPU renderer timings and peak memory"),
+    "bench long-lrm": ("studio.bench.long_lrm:main", "Long-LRM inference time, memory, Gaussians vs views"),
+    "reconstruct": ("studio.commands.reconstruct:main", "run a feed-forward model (long-lrm, ...) on a capture"),
+    "weights import": ("studio.commands.weights:main", "convert an official checkpoint to safetensors"),
 }
 
 

@@ -27,7 +27,9 @@ from pipelines.progress import CancelToken, Progress, no_progress
 from pipelines.transforms import Similarity
 
 # model name -> module that provides `load(weights, preset, device) -> Reconstructor`
-MODELS: dict[str, str] = {}
+MODELS: dict[str, str] = {
+    "long-lrm": "pipelines.models.long_lrm",
+}
 
 
 @dataclass
