@@ -17,7 +17,7 @@ Examples:
 
 from __future__ import annotations
 
-import torch
+import torch  # noqa: F401  (used by the doctest)
 import torch.nn.functional as F
 from torch import Tensor, nn
 

@@ -56,7 +56,7 @@ def _mamba_block(c: LongLRMConfig, L: int, d: int, e: int, scan: str) -> int:
     branch = L * (di + 2 * N) * e + 3 * L * di * F32 + L * di * e  # conv out, scan + gating, output
     states = chunks * heads * c.ssm_head_dim * N * F32
     if scan == "torch":
-        temps = L * (di + 2 * N + heads) * F32 + 4 * chunks * heads * l * l * F32 + 3 * states
+        temps = L * (di + 2 * N + heads) * F32 + 5 * chunks * heads * l * l * F32 + 3 * states
     else:
         temps = chunks * l * l * F32 + 2 * states + L * heads * F32 * 2
     return live + branch + temps + 2 * L * di * e + L * d * e

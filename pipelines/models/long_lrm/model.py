@@ -89,7 +89,7 @@ class LongLRM(nn.Module):
             f"image {W}x{H}: sides must be multiples of {c.patch_size_out} (use preprocess.prepare)"
         )
         tokens, ray_o, ray_d = self.tokenizer(images, c2w, K)  # [B, V*h*w, D0], rays [B, V*H*W, 3]
-        x = self.input_norm(torch.cat([self.global_tokens.expand(b, -1, -1).to(tokens.dtype), tokens], dim=1))
+        x = self.input_norm(torch.cat([self.global_tokens.expand(b, -1, -1), tokens], dim=1))
         h, w = H // c.patch_size, W // c.patch_size
         g = c.num_global_tokens
         for i, block in enumerate(self.blocks):
