@@ -28,16 +28,20 @@ from pipelines.transforms import Similarity
 
 # model name -> module that provides `load(weights, preset, device) -> Reconstructor`
 MODELS: dict[str, str] = {
+    "geolrm": "pipelines.models.geolrm",
     "long-lrm": "pipelines.models.long_lrm",
 }
 
 
 @dataclass
 class Views:
-    """Posed input views. images [V, 3, H, W] float32 in [0, 1]; cameras [V] OpenCV c2w, K."""
+    """Posed input views. images [V, 3, H, W] float32 in [0, 1]; cameras [V] OpenCV c2w, K.
+    points [P, 3]: optional sparse SfM points in the same world frame (object-centric models
+    such as GeoLRM use them to find the object's centre and size)."""
 
     images: Tensor
     cameras: Cameras
+    points: Tensor | None = None
 
     def __post_init__(self) -> None:
         v = len(self.cameras)
@@ -50,7 +54,8 @@ class Views:
         )
 
     def to(self, device: torch.device | str) -> Views:
-        return Views(self.images.to(device), self.cameras.to(device))
+        points = None if self.points is None else self.points.to(device)
+        return Views(self.images.to(device), self.cameras.to(device), points)
 
 
 @dataclass

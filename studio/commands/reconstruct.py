@@ -25,6 +25,9 @@ from studio.workspace import new_run_dir, write_run
 log = logging.getLogger(__name__)
 
 
+DEFAULT_VIEWS = 32  # for models that do not state their own
+
+
 def _resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -65,7 +68,7 @@ def reconstruct(
     if hasattr(rec, "seed"):
         rec.seed = seed
     candidates = capture.indices("train") or capture.indices()
-    n = views or getattr(rec, "default_views", len(candidates))
+    n = views or getattr(rec, "default_views", None) or min(len(candidates), DEFAULT_VIEWS)
     if n > len(candidates):
         log.warning("asked for %d views but the capture has %d train frames: using all", n, len(candidates))
         n = len(candidates)
@@ -75,7 +78,9 @@ def reconstruct(
     picked = select(capture.cameras, n, candidates) if select else even_views(candidates, n)
     progress(0.0, f"loading {len(picked)} views")
     t_load = time.perf_counter()
-    inputs = Views(capture.load_images(picked), capture.cameras[picked])
+    pts = capture.load_points()  # sparse SfM points, for models that use them (GeoLRM)
+    points = torch.as_tensor(pts[0], dtype=torch.float32) if pts is not None else None
+    inputs = Views(capture.load_images(picked), capture.cameras[picked], points)
     load_s = time.perf_counter() - t_load
     result: Reconstruction = rec(inputs, progress=sub_progress(progress, 0.05, 0.95), cancel=cancel)
     g = result.gaussians

@@ -58,7 +58,7 @@ def main(
     setup_logging()
     try:
         path = import_weights(model, checkpoint, out, preset)
-    except WeightsError as e:
+    except (ValueError, RuntimeError, OSError) as e:  # WeightsError is a ValueError
         console.print(f"[red]error:[/red] {e}")
         return 1
     console.print(f"wrote {path}")
