@@ -41,17 +41,25 @@ def test_official_network_fused_matches_torch_scan_bf16(gen):
 
 
 def test_cuda_bf16_matches_cpu_float32_tiny(gen):
+    from pipelines.models.long_lrm.preprocess import prepare
+
     torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
     model = LongLRM(PRESETS["tiny"]).eval()
-    cpu = LongLRMReconstructor(model, device="cpu")
     views = synthetic_views(4, 112, 64)
-    ref = cpu(views).gaussians
-    gpu = LongLRMReconstructor(LongLRM(PRESETS["tiny"]), device="cuda")
-    gpu.model.load_state_dict(model.state_dict())
-    out = gpu(views).gaussians.to("cpu")
-    assert out.num == ref.num
-    # bf16 activations: compare the opacity-ranked sets and the means of Gaussians in both
-    assert rel_err(torch.sort(out.opacity_logits).values, torch.sort(ref.opacity_logits).values) < 5e-2
+    prep = prepare(views, resize_h=64, multiple=16, scene_scale=1.35)
+    args = (prep.images[None], prep.cameras.c2w[None], prep.cameras.K[None])
+    with torch.inference_mode():
+        ref = model(*args).raw
+        model.cuda()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model(*(a.cuda() for a in args)).raw.float().cpu()
+    assert rel_err(out, ref) < 2e-2
+    rec = LongLRMReconstructor(model, device="cuda")
+    g = rec(views).gaussians
+    n = 4 * 112 * 64
+    assert (
+        g.num == int(n * 0.45) + int(n * 0.05) and g.device.type == "cuda" and torch.isfinite(g.means).all()
+    )
 
 
 def test_memory_estimate_bounds_the_measured_peak():

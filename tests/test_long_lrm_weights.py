@@ -166,3 +166,33 @@ class _Evil:
 def test_official_preset_without_weights_is_an_error():
     with pytest.raises(WeightsError, match="weights import"):
         load_model("long-lrm", preset="official-540p")
+
+
+def test_weights_import_dispatches_to_other_models(tmp_path, seed):
+    """The command is a registry over MODELS: GeoLRM's importer plugs in unchanged."""
+    from pipelines.models.geolrm import load as load_geolrm
+    from tests.test_geolrm_weights import _official_tiny
+
+    model, sd = _official_tiny(seed)
+    torch.save(sd, tmp_path / "geolrm.ckpt")
+    out = tmp_path / "geolrm.safetensors"
+    assert (
+        cli(
+            [
+                "weights",
+                "import",
+                "geolrm",
+                str(tmp_path / "geolrm.ckpt"),
+                "--out",
+                str(out),
+                "--preset",
+                "tiny",
+            ]
+        )
+        is None
+    )
+    rec = load_geolrm(out)
+    for k, v in model.state_dict().items():
+        assert torch.equal(rec.model.state_dict()[k], v), k
+    with pytest.raises(SystemExit):
+        cli(["weights", "import", "no-such-model", str(tmp_path / "geolrm.ckpt"), "--out", str(out)])
