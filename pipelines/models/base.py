@@ -29,6 +29,7 @@ from pipelines.transforms import Similarity
 # model name -> module that provides `load(weights, preset, device) -> Reconstructor`
 MODELS: dict[str, str] = {
     "geolrm": "pipelines.models.geolrm",
+    "long-lrm": "pipelines.models.long_lrm",
 }
 
 
@@ -70,6 +71,11 @@ class Reconstruction:
 
 
 class Reconstructor(Protocol):
+    """Views in, Reconstruction out. Optional planning members that ``lrm-studio reconstruct``
+    uses when present: ``default_views`` (int), ``select_views(cameras, n, candidates) ->
+    list[int]``, ``check_memory(views, width, height)`` (raises before any work when it will not
+    fit), ``weights`` (path or None), ``seed``."""
+
     name: str
 
     def __call__(
@@ -77,7 +83,9 @@ class Reconstructor(Protocol):
     ) -> Reconstruction: ...
 
 
-def load_model(name: str, *, weights: Path | None = None, preset: str | None = None, device: str = "cpu") -> Reconstructor:
+def load_model(
+    name: str, *, weights: Path | None = None, preset: str | None = None, device: str = "cpu"
+) -> Reconstructor:
     """Instantiate a registered model from a weights file (safetensors) or a named preset."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS)) or 'none'}")
