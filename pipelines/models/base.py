@@ -30,6 +30,7 @@ from pipelines.transforms import Similarity
 MODELS: dict[str, str] = {
     "geolrm": "pipelines.models.geolrm",
     "long-lrm": "pipelines.models.long_lrm",
+    "ttt-lrm": "pipelines.models.ttt_lrm",
 }
 
 
