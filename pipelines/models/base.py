@@ -84,6 +84,12 @@ class Reconstructor(Protocol):
     ) -> Reconstruction: ...
 
 
+def supports_streaming(name: str) -> bool:
+    """Whether a registered model reconstructs chunk by chunk (its package sets ``STREAMING = True``
+    and its reconstructor has ``reconstruct_streaming``: tttLRM)."""
+    return name in MODELS and bool(getattr(importlib.import_module(MODELS[name]), "STREAMING", False))
+
+
 def load_model(
     name: str, *, weights: Path | None = None, preset: str | None = None, device: str = "cpu"
 ) -> Reconstructor:

@@ -26,6 +26,8 @@ from pipelines.models.ttt_lrm.weights import expected_shapes, import_official, i
 
 log = logging.getLogger(__name__)
 
+STREAMING = True  # the reconstructor has reconstruct_streaming / start_stream (base.supports_streaming)
+
 # Presets that may run with random weights when no weights file exists (tests, smoke runs).
 RANDOM_INIT_PRESETS = frozenset({"tiny", "tiny-ar"})
 
