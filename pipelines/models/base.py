@@ -75,7 +75,9 @@ class Reconstructor(Protocol):
     """Views in, Reconstruction out. Optional planning members that ``lrm-studio reconstruct``
     uses when present: ``default_views`` (int), ``select_views(cameras, n, candidates) ->
     list[int]``, ``check_memory(views, width, height)`` (raises before any work when it will not
-    fit), ``weights`` (path or None), ``seed``."""
+    fit), ``weights`` (path or None), ``seed``. Streaming models (:func:`supports_streaming`) also
+    have ``reconstruct_streaming(views, *, chunk_views, preview, on_chunk, progress, cancel)`` and
+    ``stream_chunk_views(n)`` (tttLRM: pipelines/models/ttt_lrm/reconstructor.py)."""
 
     name: str
 
