@@ -96,7 +96,8 @@ def convert_official(sd: dict[str, Tensor]) -> dict[str, Tensor]:
         log.info("geolrm import: dropped %d tensor(s): %s", n, why)
     if unknown:
         raise WeightsError(
-            f"{len(unknown)} unexpected key(s) outside serializer.* / lrm_generator.*: {key_listing(unknown)}. "
+            f"{len(unknown)} unexpected key(s) outside serializer.* / lrm_generator.*: "
+            f"{key_listing(unknown)}. "
             "Is this GeoLRM's geolrm.ckpt (huggingface LinShan/GeoLRM)?"
         )
     return out
