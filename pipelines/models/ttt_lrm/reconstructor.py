@@ -172,6 +172,7 @@ class TTTLRMReconstructor:
         self.weights = weights
         self.seed = seed
         self.decode_views = decode_views
+        self._noted_schedule = False  # the "full preset streamed" note is logged once
 
     # ------------------------------------------------------------------ planning
     @property
@@ -268,7 +269,8 @@ class TTTLRMReconstructor:
     def stream_chunk_views(self, chunk_views: int | None) -> int:
         """Views per chunk: ``chunk_views``, else the preset's update interval (4 for official-ar)."""
         n = chunk_views or self.config.update_views
-        if self.config.schedule == "full" and chunk_views is not None:
+        if self.config.schedule == "full" and not self._noted_schedule:
+            self._noted_schedule = True
             log.info(
                 "this tttLRM preset was trained with one update over all views; streaming in chunks "
                 "of %d views is another schedule (official-ar is the streaming model)", n,
