@@ -18,10 +18,14 @@ from pipelines.gaussians import Gaussians
 from pipelines.gaussians.sh import num_sh_bases
 
 
-def random_cameras(gen: torch.Generator, n: int, width: int, height: int, dtype=torch.float32, dist=4.0) -> Cameras:
+def random_cameras(
+    gen: torch.Generator, n: int, width: int, height: int, dtype=torch.float32, dist=4.0
+) -> Cameras:
     """n cameras on a sphere of radius ~dist looking near the origin, random fov and principal
     point offsets (asymmetric frusta)."""
-    eye = torch.nn.functional.normalize(torch.randn(n, 3, generator=gen), dim=-1) * (dist + torch.rand(n, 1, generator=gen))
+    eye = torch.nn.functional.normalize(torch.randn(n, 3, generator=gen), dim=-1) * (
+        dist + torch.rand(n, 1, generator=gen)
+    )
     target = 0.2 * torch.randn(n, 3, generator=gen)
     fov = 40 + 20 * float(torch.rand(1, generator=gen))
     cams = Cameras.look_at(eye, target, fov_y_deg=fov, width=width, height=height)
@@ -43,7 +47,9 @@ def random_gaussians(
     dtype=torch.float32,
 ) -> Gaussians:
     lo, hi = log_scale_range
-    o = opacity_range[0] + (opacity_range[1] - opacity_range[0]) * torch.rand(n, generator=gen, dtype=torch.float64)
+    o = opacity_range[0] + (opacity_range[1] - opacity_range[0]) * torch.rand(
+        n, generator=gen, dtype=torch.float64
+    )
     sh = 0.3 * torch.randn(n, num_sh_bases(sh_degree), 3, generator=gen)
     sh[:, 0] = torch.randn(n, 3, generator=gen)
     g = Gaussians(

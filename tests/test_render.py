@@ -77,7 +77,13 @@ def test_opacity_aware_radii(gen):
 # --------------------------------------------------------------------- render vs brute force
 @pytest.mark.parametrize(
     "sh_degree,container_degree,dtype",
-    [(0, 0, torch.float32), (1, 3, torch.float32), (2, 2, torch.float32), (3, 3, torch.float32), (3, 3, torch.float64)],
+    [
+        (0, 0, torch.float32),
+        (1, 3, torch.float32),
+        (2, 2, torch.float32),
+        (3, 3, torch.float32),
+        (3, 3, torch.float64),
+    ],
 )
 def test_render_matches_brute_force(gen, sh_degree, container_degree, dtype):
     """rgb, alpha and expected depth within 1e-4 of the float64 per-pixel compositor, on a scene
@@ -88,7 +94,9 @@ def test_render_matches_brute_force(gen, sh_degree, container_degree, dtype):
     g = threshold_scene(gen, dtype=dtype).with_sh_degree(container_degree)
     bg = torch.rand(2, 3, generator=gen, dtype=dtype)
     out = render(g, cams, sh_degree=sh_degree, background=bg)
-    ref = brute_force(g, cams, sh_degree=sh_degree, background=bg, ambiguity=1e-4 if dtype == torch.float32 else 1e-9)
+    ref = brute_force(
+        g, cams, sh_degree=sh_degree, background=bg, ambiguity=1e-4 if dtype == torch.float32 else 1e-9
+    )
     assert ref["n_stops"] > 20 and ref["n_near_skip"] > 20, "the scene must exercise both thresholds"
     ok = ~ref["ambiguous"]
     assert ok.float().mean() > 0.9, f"too many ambiguous pixels: {1 - ok.float().mean():.3f}"
@@ -104,7 +112,12 @@ def test_early_stop_is_exclusive_and_alpha_clamped():
     the second would bring T to 2.5e-5 <= 1e-4, so the pixel stops before it:
     rgb = 0.995 c1 + 0.005 bg. A single one of opacity 1 is clamped to alpha 0.999."""
     f64 = torch.float64
-    cams = Cameras(torch.eye(4, dtype=f64)[None], make_K(*(torch.tensor(v, dtype=f64) for v in (20.0, 20.0, 2.0, 2.0)))[None], 4, 4)
+    cams = Cameras(
+        torch.eye(4, dtype=f64)[None],
+        make_K(*(torch.tensor(v, dtype=f64) for v in (20.0, 20.0, 2.0, 2.0)))[None],
+        4,
+        4,
+    )
     n = 3
     means = torch.tensor([[0.0, 0.0, 2.0], [0.0, 0.0, 3.0], [0.0, 0.0, 4.0]], dtype=f64)
     sh = torch.zeros(n, 1, 3, dtype=f64)
@@ -152,9 +165,17 @@ def test_auto_picks_cpu_backend_and_meta(gen):
     assert not gsplat_available("cpu")
     assert out.meta["backend"] == "torch"
     m = out.meta
-    assert m["means2d"].shape == (2, 100, 2) and m["radii"].shape == (2, 100, 2) and m["radii"].dtype == torch.int32
+    assert (
+        m["means2d"].shape == (2, 100, 2)
+        and m["radii"].shape == (2, 100, 2)
+        and m["radii"].dtype == torch.int32
+    )
     assert (m["width"], m["height"], m["n_cameras"], m["gaussian_ids"]) == (32, 24, 2, None)
-    assert m["depths"].shape == (2, 100) and m["conics"].shape == (2, 100, 3) and m["opacities"].shape == (2, 100)
+    assert (
+        m["depths"].shape == (2, 100)
+        and m["conics"].shape == (2, 100, 3)
+        and m["opacities"].shape == (2, 100)
+    )
     out.rgb.sum().backward()
     grad = m["means2d"].grad
     assert grad is not None and grad.shape == (2, 100, 2)
@@ -169,7 +190,13 @@ def test_auto_picks_cpu_backend_and_meta(gen):
 def test_empty_and_culled_scenes(gen):
     cams = random_cameras(gen, 1, 20, 10)
     g = random_gaussians(gen, 5)
-    behind = Gaussians(cams.centers() - 2 * cams.forward_dirs() + g.means * 0.1, g.quats, g.log_scales, g.opacity_logits, g.sh)
+    behind = Gaussians(
+        cams.centers() - 2 * cams.forward_dirs() + g.means * 0.1,
+        g.quats,
+        g.log_scales,
+        g.opacity_logits,
+        g.sh,
+    )
     bg = torch.tensor([0.1, 0.2, 0.3])
     for scene in (g[:0], behind):
         out = render(scene, cams, background=bg)
@@ -195,9 +222,48 @@ def test_gsplat_matches_torch_backend(gen):
     a, b = outs["gsplat"], outs["torch"]
     torch.testing.assert_close(a.rgb.cpu(), b.rgb, atol=2e-3, rtol=0)  # fp32 ties and thresholds
     torch.testing.assert_close(a.alpha.cpu(), b.alpha, atol=2e-3, rtol=0)
-    assert float(psnr(a.rgb.cpu().permute(0, 3, 1, 2).clamp(0, 1), b.rgb.permute(0, 3, 1, 2).clamp(0, 1)).min()) > 40
+    assert (
+        float(psnr(a.rgb.cpu().permute(0, 3, 1, 2).clamp(0, 1), b.rgb.permute(0, 3, 1, 2).clamp(0, 1)).min())
+        > 40
+    )
     assert torch.equal(a.meta["radii"].cpu(), b.meta["radii"])
     for k in ("means", "log_scales", "opacity_logits", "sh", "quats"):
         ga, gb = grads["gsplat"][k], grads["torch"][k]
         rel = (ga - gb).norm() / gb.norm().clamp_min(1e-12)
         assert rel < 2e-2, f"{k}: relative gradient difference {rel:.3g}"
+
+
+# ------------------------------------------------------------------ fused vs reference path
+@pytest.mark.parametrize("sh_degree", [0, 1, 3])
+def test_fused_projection_matches_torch_reference(gen, sh_degree):
+    """The fused numba projection + SH (fast path) gives the values and gradients of the PyTorch
+    reference path (projection.py + sh.py + autograd), float64, with Gaussians off-screen (frustum
+    clamp), behind the cameras, faint and opaque."""
+    from pipelines.gaussians.render import _render_torch
+
+    f64 = torch.float64
+    cams = random_cameras(gen, 2, 48, 36, dtype=f64)
+    g = Gaussians.cat([
+        random_gaussians(gen, 200, dtype=f64),
+        random_gaussians(gen, 100, extent=4.0, log_scale_range=(math.log(0.2), math.log(1.0)), dtype=f64),
+        random_gaussians(gen, 30, opacity_range=(0.5 / 255, 3 / 255), dtype=f64),
+    ])  # fmt: skip
+    bg = torch.rand(2, 3, generator=gen, dtype=f64)
+    w = torch.randn(2, 36, 48, 5, generator=gen, dtype=f64)
+    results = []
+    for fused in (True, False):
+        gg = g.clone().requires_grad_()
+        out = _render_torch(gg, cams, sh_degree, bg, 0.01, 1e10, 0.3, False, fused=fused)
+        loss = (out.rgb * w[..., :3]).sum() + (out.alpha * w[..., 3:4]).sum() + 0.1 * (out.depth * w[..., 4:]).sum()
+        loss.backward()
+        results.append((out, {k: v.grad for k, v in gg.tensors().items()}))
+    (fa, ga), (ra, gr) = results
+    assert torch.equal(fa.meta["radii"], ra.meta["radii"])
+    assert (fa.meta["radii"] > 0).all(-1).sum() > 200
+    for key in ("rgb", "alpha", "depth"):
+        torch.testing.assert_close(getattr(fa, key), getattr(ra, key), atol=1e-10, rtol=1e-10)
+    vis = (ra.meta["radii"] > 0).all(-1)
+    for key in ("means2d", "conics", "depths"):
+        torch.testing.assert_close(fa.meta[key][vis], ra.meta[key][vis], atol=1e-10, rtol=1e-10)
+    for k in ga:
+        torch.testing.assert_close(ga[k], gr[k], atol=1e-9, rtol=1e-8, msg=lambda m, k=k: f"{k}: {m}")

@@ -19,7 +19,9 @@ F64 = torch.float64
 
 def _projected_inputs(gen, n, W, H, C=1):
     cams = random_cameras(gen, C, W, H, dtype=F64, dist=3.0)
-    g = random_gaussians(gen, n, log_scale_range=(math.log(0.15), math.log(0.4)), opacity_range=(0.2, 0.9), dtype=F64)
+    g = random_gaussians(
+        gen, n, log_scale_range=(math.log(0.15), math.log(0.4)), opacity_range=(0.2, 0.9), dtype=F64
+    )
     p = project(g.means, g.quats, g.log_scales.exp(), g.opacities(), cams.w2c(), cams.K, W, H)
     colors = torch.rand(C, n, 3, generator=gen, dtype=F64)
     opac = g.opacities()[None].expand(C, n).contiguous()
@@ -84,7 +86,9 @@ def test_render_gradients_match_finite_differences(gen, opaque):
     W, H = 10, 8
     cams = random_cameras(gen, 2, W, H, dtype=F64, dist=3.0)
     rng = (0.9, 0.99) if opaque else (0.1, 0.8)
-    g = random_gaussians(gen, 6, extent=0.6, log_scale_range=(math.log(0.15), math.log(0.4)), opacity_range=rng, dtype=F64)
+    g = random_gaussians(
+        gen, 6, extent=0.6, log_scale_range=(math.log(0.15), math.log(0.4)), opacity_range=rng, dtype=F64
+    )
     if opaque:
         g = Gaussians.cat([g, random_gaussians(gen, 5, extent=0.05, opacity_range=(0.9995, 0.9999),
                                                log_scale_range=(math.log(0.3), math.log(0.5)), dtype=F64)])  # fmt: skip

@@ -78,7 +78,9 @@ def project(
     assert means.shape == (N, 3), f"means must be [N,3], got {tuple(means.shape)}"
     assert quats.shape == (N, 4), f"quats must be [N,4], got {tuple(quats.shape)}"
     assert scales.shape == (N, 3), f"scales must be [N,3], got {tuple(scales.shape)}"
-    assert opacities is None or opacities.shape == (N,), f"opacities must be [N], got {tuple(opacities.shape)}"
+    assert opacities is None or opacities.shape == (N,), (
+        f"opacities must be [N], got {tuple(opacities.shape)}"
+    )
     assert w2c.shape == (C, 4, 4), f"w2c must be [C,4,4], got {tuple(w2c.shape)}"
     assert K.shape == (C, 3, 3), f"K must be [C,3,3], got {tuple(K.shape)}"
     w2c, K = w2c.to(means), K.to(means)
@@ -96,8 +98,12 @@ def project(
 
     # Jacobian with the view direction clamped to the widened frustum (bounds J off-screen).
     tan_x, tan_y = 0.5 * width / fx, 0.5 * height / fy
-    ux = torch.clamp(x * rz, min=-(cx / fx + FRUSTUM_MARGIN * tan_x), max=(width - cx) / fx + FRUSTUM_MARGIN * tan_x)
-    uy = torch.clamp(y * rz, min=-(cy / fy + FRUSTUM_MARGIN * tan_y), max=(height - cy) / fy + FRUSTUM_MARGIN * tan_y)
+    ux = torch.clamp(
+        x * rz, min=-(cx / fx + FRUSTUM_MARGIN * tan_x), max=(width - cx) / fx + FRUSTUM_MARGIN * tan_x
+    )
+    uy = torch.clamp(
+        y * rz, min=-(cy / fy + FRUSTUM_MARGIN * tan_y), max=(height - cy) / fy + FRUSTUM_MARGIN * tan_y
+    )
 
     # A = W R diag(s): Sigma_c = A A^T, and J Sigma_c J^T = (J A)(J A)^T with 2x3 rows of J A.
     M = quat_to_rotmat(quats) * scales[:, None, :]  # [N, 3, 3] R diag(s)
@@ -120,7 +126,9 @@ def project(
         else:
             o = opacities.detach().to(means)[None, :].expand(C, N)
             valid &= o >= ALPHA_THRESHOLD
-            extent = torch.sqrt(2.0 * torch.log(o.clamp_min(ALPHA_THRESHOLD) / ALPHA_THRESHOLD)).clamp(max=MAX_EXTENT)
+            extent = torch.sqrt(2.0 * torch.log(o.clamp_min(ALPHA_THRESHOLD) / ALPHA_THRESHOLD)).clamp(
+                max=MAX_EXTENT
+            )
         rx = torch.ceil(extent * sxx.detach().clamp_min(0).sqrt()).clamp(max=_MAX_RADIUS)
         ry = torch.ceil(extent * syy.detach().clamp_min(0).sqrt()).clamp(max=_MAX_RADIUS)
         valid &= (rx > radius_clip) | (ry > radius_clip)

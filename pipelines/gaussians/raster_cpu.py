@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from typing import NamedTuple
@@ -55,10 +56,19 @@ MAX_ALPHA = 0.999  # gsplat's clamp (its kernels use 0.999; the issue text's 0.9
 ALPHA_MIN = 1.0 / 255.0
 T_STOP = 1e-4  # a pixel stops before the Gaussian that would bring T to or below this
 
+SPAN_MARGIN = 1e-3  # pixels added to the alpha >= 1/255 ellipse's extents against rounding
 N_GRAD = 12  # per-entry gradient row: mean2d (2), conic (3), colour (3), opacity, depth, |mean2d| (2)
 
 _lock = threading.Lock()  # numba's workqueue layer must not be entered from two threads at once
 _compile_seconds: dict[str, float] = {}
+PARALLEL_MIN_WORK = 20_000  # below this many work units (entries, Gaussians) kernels run on one thread
+
+# numba's OpenMP layer (GNU libgomp) spin-waits after each parallel region and then competes with
+# torch's own OpenMP threads for the cores: small renders got 10x slower and torch ops after a
+# kernel 10x slower on 2 cores. The workqueue layer blocks instead. An explicit
+# NUMBA_THREADING_LAYER in the environment wins.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 
 def _jit(**kw):
@@ -77,23 +87,57 @@ def _jit(**kw):
 
 # ---------------------------------------------------------------------------------- kernels
 @_jit()
-def _bin(means2d, radii, order, n_valid, width, height, tile, tiles_x, tiles_y, boxes, counts):
-    """Pixel boxes [C, N, 4] (x0, y0, x1, y1 inclusive; x0 > x1 = empty) and per-tile entry
-    counts [C * tiles_y * tiles_x] for the depth-sorted valid Gaussians order[c, :n_valid[c]]."""
+def _half_extent(a, b, c, o):
+    """Half-sizes (hx, hy) in pixels of the ellipse where o exp(-sigma) >= 1/255 for the conic
+    (a, b, c), slightly widened against rounding: no pixel outside can pass the alpha test."""
+    s_thr = math.log(o * 255.0)  # sigma <= s_thr  <=>  alpha >= 1/255
+    det = a * c - b * b
+    if s_thr < 0.0 or det <= 0.0:
+        return -1.0, -1.0
+    hx = math.sqrt(2.0 * s_thr * c / det)
+    hy = math.sqrt(2.0 * s_thr * a / det)
+    return hx * (1.0 + 1e-6) + SPAN_MARGIN, hy * (1.0 + 1e-6) + SPAN_MARGIN
+
+
+@_jit()
+def _row_span(mx, dy, a, b, c, s_thr):
+    """For the pixel row at offset dy = my - (y + 0.5): the interval of pixel-centre x where
+    sigma <= s_thr (widened against rounding), as floats (lo > hi when the row misses)."""
+    D = dy * dy * (b * b - a * c) + 2.0 * a * s_thr
+    if D < 0.0:
+        return 1.0, -1.0
+    sq = math.sqrt(D)
+    lo = mx - (-b * dy + sq) / a
+    hi = mx - (-b * dy - sq) / a
+    m = SPAN_MARGIN + 1e-6 * (abs(lo) + abs(hi))
+    return lo - m, hi + m
+
+
+@_jit()
+def _bin(
+    means2d, conics, opacities, radii, order, n_valid, width, height, tile, tiles_x, tiles_y, boxes, counts
+):
+    """Pixel boxes [C, N, 4] (x0, y0, x1, y1 inclusive; x0 > x1 = empty) of the alpha >= 1/255
+    ellipses and per-tile entry counts [C * tiles_y * tiles_x] for the depth-sorted valid
+    Gaussians order[c, :n_valid[c]]."""
     C = means2d.shape[0]
     n_tiles = tiles_x * tiles_y
     for c in range(C):
         for k in range(n_valid[c]):
             g = order[c, k]
-            mx = means2d[c, g, 0]
-            my = means2d[c, g, 1]
-            rx = radii[c, g, 0]
-            ry = radii[c, g, 1]
-            # pixel centres j + 0.5 within [m - r, m + r]
-            x0 = max(0, int(math.ceil(mx - rx - 0.5)))
-            x1 = min(width - 1, int(math.floor(mx + rx - 0.5)))
-            y0 = max(0, int(math.ceil(my - ry - 0.5)))
-            y1 = min(height - 1, int(math.floor(my + ry - 0.5)))
+            mx = np.float64(means2d[c, g, 0])
+            my = np.float64(means2d[c, g, 1])
+            hx, hy = _half_extent(np.float64(conics[c, g, 0]), np.float64(conics[c, g, 1]),
+                                  np.float64(conics[c, g, 2]), np.float64(opacities[c, g]))  # fmt: skip
+            # also within the radius box (gsplat's tile assignment); pixel centres j + 0.5
+            hx = min(hx, np.float64(radii[c, g, 0]))
+            hy = min(hy, np.float64(radii[c, g, 1]))
+            x0 = max(0, int(math.ceil(mx - hx - 0.5)))
+            x1 = min(width - 1, int(math.floor(mx + hx - 0.5)))
+            y0 = max(0, int(math.ceil(my - hy - 0.5)))
+            y1 = min(height - 1, int(math.floor(my + hy - 0.5)))
+            if hx < 0.0 or x0 > x1 or y0 > y1:
+                x0, x1 = 1, 0
             boxes[c, g, 0] = x0
             boxes[c, g, 1] = y0
             boxes[c, g, 2] = x1
@@ -160,10 +204,14 @@ def _forward(means2d, conics, colors, opacities, depths, boxes, offsets, ids, bg
             cg = np.float64(colors[c, g, 1])
             cbl = np.float64(colors[c, g, 2])
             z = np.float64(depths[c, g])
+            s_thr = math.log(o * 255.0)
             for y in range(y0, y1 + 1):
                 dy = my - (y + 0.5)
                 row = (y - py0) * tw - px0
-                for x in range(x0, x1 + 1):
+                lo, hi = _row_span(mx, dy, ca, cb, cc, s_thr)
+                xa = max(x0, int(math.ceil(lo - 0.5)))
+                xb = min(x1, int(math.floor(hi - 0.5)))
+                for x in range(xa, xb + 1):
                     p = row + x
                     if done[p]:
                         continue
@@ -239,6 +287,9 @@ def _backward(means2d, conics, colors, opacities, depths, boxes, offsets, ids, b
                 gout[p, 3] = v_depth[c, y, x]
                 gout[p, 4] = v_alpha_out[c, y, x]
                 bg_dot[p] = bg[c, 0] * gout[p, 0] + bg[c, 1] * gout[p, 1] + bg[c, 2] * gout[p, 2]
+        for k in range(k_max + 1, offsets[item + 1]):
+            for j in range(grads.shape[1]):
+                grads[k, j] = 0.0
         for k in range(k_max, start - 1, -1):
             g = ids[k]
             x0 = max(boxes[c, g, 0], px0)
@@ -267,10 +318,14 @@ def _backward(means2d, conics, colors, opacities, depths, boxes, offsets, ids, b
             g_z = 0.0
             g_ax = 0.0
             g_ay = 0.0
+            s_thr = math.log(o * 255.0)
             for y in range(y0, y1 + 1):
                 dy = my - (y + 0.5)
                 row = (y - py0) * tw - px0
-                for x in range(x0, x1 + 1):
+                lo, hi = _row_span(mx, dy, ca, cb, cc, s_thr)
+                xa = max(x0, int(math.ceil(lo - 0.5)))
+                xb = min(x1, int(math.floor(hi - 0.5)))
+                for x in range(xa, xb + 1):
                     p = row + x
                     if k > last[p]:
                         continue
@@ -349,10 +404,18 @@ class Tiles(NamedTuple):
     tiles_y: int
 
 
-def bin_tiles(means2d: Tensor, depths: Tensor, radii: Tensor, width: int, height: int, tile: int = TILE_SIZE) -> Tiles:
-    """Sort each camera's valid Gaussians (radii > 0) by depth and list them per tile.
-
-    means2d [C, N, 2], depths [C, N], radii [C, N, 2] int (0 = culled)."""
+def bin_tiles(
+    means2d: Tensor,  # [C, N, 2]
+    conics: Tensor,  # [C, N, 3]
+    opacities: Tensor,  # [C, N]
+    depths: Tensor,  # [C, N]
+    radii: Tensor,  # [C, N, 2]
+    width: int,
+    height: int,
+    tile: int = TILE_SIZE,
+) -> Tiles:
+    """Sort each camera's valid Gaussians (radii > 0) by depth and list them per tile, each in
+    the tiles its alpha >= 1/255 box touches."""
     C, N = depths.shape
     valid = (radii > 0).all(dim=-1)  # [C, N]
     key = torch.where(valid, depths.detach(), torch.full_like(depths, math.inf))
@@ -361,8 +424,8 @@ def bin_tiles(means2d: Tensor, depths: Tensor, radii: Tensor, width: int, height
     tiles_x, tiles_y = -(-width // tile), -(-height // tile)
     boxes = np.zeros((C, N, 4), dtype=np.int64)
     counts = np.zeros(C * tiles_x * tiles_y, dtype=np.int64)
-    m2d = means2d.detach().numpy()
-    _bin(m2d, radii.numpy(), order, n_valid, width, height, tile, tiles_x, tiles_y, boxes, counts)
+    _bin(_np(means2d), _np(conics), _np(opacities), radii.numpy(), order, n_valid, width, height, tile,
+         tiles_x, tiles_y, boxes, counts)  # fmt: skip
     offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     ids = np.empty(int(offsets[-1]), dtype=np.int64)
@@ -374,10 +437,12 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().contiguous().numpy()
 
 
-def _call(name: str, fn, *args) -> None:
-    """Run a parallel kernel with numba's threads matched to torch's, one call at a time."""
+def _call(name: str, fn, *args, work: int = PARALLEL_MIN_WORK) -> None:
+    """Run a parallel kernel, one call at a time, with numba's threads matched to torch's, or on
+    one thread when ``work`` (entries, Gaussians) is too small to pay for waking the others."""
     with _lock:
-        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        threads = torch.get_num_threads() if work >= PARALLEL_MIN_WORK else 1
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
         if name in _compile_seconds:
             fn(*args)
             return
@@ -394,9 +459,11 @@ def first_call_seconds() -> dict[str, float]:
 
 class _Rasterize(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means2d, conics, colors, opacities, depths, background, radii, width, height, tile, absgrad):
+    def forward(
+        ctx, means2d, conics, colors, opacities, depths, background, radii, width, height, tile, absgrad
+    ):
         C, N = depths.shape
-        tiles = bin_tiles(means2d, depths, radii, width, height, tile)
+        tiles = bin_tiles(means2d, conics, opacities, depths, radii, width, height, tile)
         dt = means2d.dtype
         rgb = torch.empty(C, height, width, 3, dtype=dt)
         T = torch.empty(C, height, width, dtype=torch.float64)
@@ -405,7 +472,8 @@ class _Rasterize(torch.autograd.Function):
         arrays = tuple(_np(t) for t in (means2d, conics, colors, opacities, depths))
         bg = _np(background)
         _call("forward", _forward, *arrays, tiles.boxes, tiles.offsets, tiles.ids, bg, width, height, tile,
-              tiles.tiles_x, tiles.tiles_y, rgb.numpy(), T.numpy(), acc_depth.numpy(), last.numpy())  # fmt: skip
+              tiles.tiles_x, tiles.tiles_y, rgb.numpy(), T.numpy(), acc_depth.numpy(), last.numpy(),
+              work=len(tiles.ids) + C * width * height // 16)  # fmt: skip
         ctx.save_for_backward(means2d, conics, colors, opacities, depths, background, T, last)
         ctx.tiles = tiles
         ctx.shape = (width, height, tile)
@@ -425,13 +493,15 @@ class _Rasterize(torch.autograd.Function):
         v_rgb = v_rgb.to(dt) if v_rgb is not None else zeros[..., None].expand(C, height, width, 3)
         v_alpha = v_alpha[..., 0].to(dt) if v_alpha is not None else zeros
         v_depth = v_depth[..., 0].to(dt) if v_depth is not None else zeros
-        entries = np.zeros((tiles.ids.shape[0], N_GRAD), dtype=np.float64 if dt == torch.float64 else np.float32)
+        entries = np.empty(
+            (tiles.ids.shape[0], N_GRAD), dtype=np.float64 if dt == torch.float64 else np.float32
+        )
         arrays = tuple(_np(t) for t in (means2d, conics, colors, opacities, depths))
         _call("backward", _backward, *arrays, tiles.boxes, tiles.offsets, tiles.ids, _np(background), width, height,
               tile, tiles.tiles_x, tiles.tiles_y, T.numpy(), last.numpy(), _np(v_rgb), _np(v_alpha), _np(v_depth),
-              entries)  # fmt: skip
-        out = np.zeros((C, N, N_GRAD), dtype=np.float64)
-        _call("reduce", _reduce, tiles.offsets, tiles.ids, tiles.tiles_x * tiles.tiles_y, entries, out)
+              entries, work=len(tiles.ids) + C * width * height // 16)  # fmt: skip
+        out = np.zeros((C, N, N_GRAD), dtype=entries.dtype)
+        _call("reduce", _reduce, tiles.offsets, tiles.ids, tiles.tiles_x * tiles.tiles_y, entries, out, work=C * N)
         g = torch.from_numpy(out).to(dt)  # [C, N, N_GRAD]
         if ctx.absgrad:
             means2d.absgrad = g[..., 10:12].clone()
@@ -476,7 +546,9 @@ def rasterize(
         assert t.device.type == "cpu", f"{name} is on {t.device}; the CPU rasterizer needs CPU tensors"
     dt = means2d.dtype
     assert dt in (torch.float32, torch.float64), f"float32 or float64 expected, got {dt}"
-    conics, colors, opacities, depths, background = (t.to(dt) for t in (conics, colors, opacities, depths, background))
+    conics, colors, opacities, depths, background = (
+        t.to(dt) for t in (conics, colors, opacities, depths, background)
+    )
     rgb, alpha, depth = _Rasterize.apply(
         means2d, conics, colors, opacities, depths, background, radii, width, height, tile, absgrad
     )

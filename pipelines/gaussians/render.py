@@ -33,6 +33,7 @@ from torch import Tensor
 
 from pipelines.cameras import Cameras
 from pipelines.gaussians.container import Gaussians
+from pipelines.gaussians.project_cpu import project_sh
 from pipelines.gaussians.projection import project
 from pipelines.gaussians.raster_cpu import rasterize
 from pipelines.gaussians.sh import eval_sh
@@ -108,12 +109,16 @@ def render(
     if background is None:
         bg = torch.zeros(C, 3, dtype=dt, device=g.device)
     else:
-        assert background.shape in ((3,), (C, 3)), f"background must be [3] or [C,3], got {tuple(background.shape)}"
+        assert background.shape in ((3,), (C, 3)), (
+            f"background must be [3] or [C,3], got {tuple(background.shape)}"
+        )
         bg = background.to(device=g.device, dtype=dt).expand(C, 3)
     if backend == "auto":
         backend = "gsplat" if gsplat_available(g.device) else "torch"
     if backend == "gsplat":
-        assert gsplat_available(g.device), f"gsplat needs CUDA tensors and a CUDA device; Gaussians are on {g.device}"
+        assert gsplat_available(g.device), (
+            f"gsplat needs CUDA tensors and a CUDA device; Gaussians are on {g.device}"
+        )
         return _render_gsplat(g, cams, degree, bg, near_plane, far_plane, eps2d, absgrad)
     if backend == "torch":
         assert g.device.type == "cpu", f"the torch backend runs on the CPU; Gaussians are on {g.device}"
@@ -122,29 +127,44 @@ def render(
 
 
 def _render_torch(
-    g: Gaussians, cams: Cameras, degree: int, bg: Tensor, near: float, far: float, eps2d: float, absgrad: bool
+    g: Gaussians,
+    cams: Cameras,
+    degree: int,
+    bg: Tensor,
+    near: float,
+    far: float,
+    eps2d: float,
+    absgrad: bool,
+    fused: bool = True,
 ) -> Render:
-    """Our CPU backend: torch projection and SH, numba compositing (float32 or float64)."""
+    """Our CPU backend (float32 or float64): projection and SH colours by the fused numba kernels
+    (``fused``, the fast path) or by the PyTorch reference (projection.py, sh.py), then numba
+    compositing. Both paths give the same values and gradients (tests compare them)."""
     dt = g.means.dtype
     cams = cams.to(dtype=dt)
     C, N = len(cams), g.num
     W, H = cams.width, cams.height
     opac = g.opacities()  # [N]
-    proj = project(g.means, g.quats, g.scales(), opac, cams.w2c(), cams.K, W, H, eps2d=eps2d,
-                   near_plane=near, far_plane=far)  # fmt: skip
-    dirs = g.means[None, :, :] - cams.centers()[:, None, :]  # [C, N, 3]
-    dirs = torch.nn.functional.normalize(dirs, dim=-1)
-    colors = torch.clamp_min(eval_sh(g.sh, dirs, degree) + 0.5, 0.0)  # [C, N, 3]
+    if fused:
+        means2d, conics, depths, colors, radii = project_sh(
+            g.means, g.quats, g.scales(), opac, g.sh, cams.w2c(), cams.K, W, H, sh_degree=degree, eps2d=eps2d,
+            near_plane=near, far_plane=far,
+        )  # fmt: skip
+    else:
+        proj = project(g.means, g.quats, g.scales(), opac, cams.w2c(), cams.K, W, H, eps2d=eps2d,
+                       near_plane=near, far_plane=far)  # fmt: skip
+        means2d, conics, depths, radii = proj.means2d, proj.conics, proj.depths, proj.radii
+        dirs = g.means[None, :, :] - cams.centers()[:, None, :]  # [C, N, 3]
+        dirs = torch.nn.functional.normalize(dirs, dim=-1)
+        colors = torch.clamp_min(eval_sh(g.sh, dirs, degree) + 0.5, 0.0)  # [C, N, 3]
     opacities = opac[None, :].expand(C, N)  # [C, N]
-    means2d = proj.means2d
     if means2d.requires_grad:
         means2d.retain_grad()
-    out = rasterize(means2d, proj.conics, colors, opacities, proj.depths, proj.radii, bg,
-                    width=W, height=H, absgrad=absgrad)  # fmt: skip
+    out = rasterize(means2d, conics, colors, opacities, depths, radii, bg, width=W, height=H, absgrad=absgrad)
     depth = out.depth / out.alpha.clamp_min(1e-10)
     meta = dict(
-        means2d=means2d, radii=proj.radii, width=W, height=H, n_cameras=C, gaussian_ids=None,
-        depths=proj.depths, conics=proj.conics, opacities=opacities, backend="torch",
+        means2d=means2d, radii=radii, width=W, height=H, n_cameras=C, gaussian_ids=None,
+        depths=depths, conics=conics, opacities=opacities, backend="torch",
     )  # fmt: skip
     return Render(rgb=out.rgb, alpha=out.alpha, depth=depth, meta=meta)
 
