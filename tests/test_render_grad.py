@@ -45,37 +45,46 @@ def test_rasterizer_backward_gradcheck(gen):
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
-def _fd_check(loss_fn, params: dict[str, torch.Tensor], h: float = 1e-6):
-    """Analytic gradients vs central differences with steps h and h/2. Entries where the two
-    step sizes disagree sit on a decision threshold (skip / stop / clamp) and are not compared;
-    they must stay rare."""
+def _fd_check(loss_fn, params: dict[str, torch.Tensor], gen: torch.Generator, h: float = 1e-6, sh_fraction=1.0):
+    """Analytic gradients vs central differences (step h) on every entry, except a random
+    ``sh_fraction`` of the SH coefficients. An entry that disagrees is re-measured with step h/2:
+    if the two steps disagree with each other it sits on a decision threshold (skip / stop /
+    clamp) and is not compared; such entries must stay rare."""
     for t in params.values():
         t.grad = None
     loss_fn().backward()
-    n_flagged, n_total = 0, 0
+
+    def central(flat, i, step):
+        v = flat[i].item()
+        flat[i] = v + step
+        up = loss_fn().item()
+        flat[i] = v - step
+        down = loss_fn().item()
+        flat[i] = v
+        return (up - down) / (2 * step)
+
+    n_flagged, n_checked = 0, 0
     for name, t in params.items():
-        ana = t.grad.detach().clone()
-        fd1, fd2 = torch.zeros_like(t), torch.zeros_like(t)
-        flat, f1, f2 = t.data.view(-1), fd1.view(-1), fd2.view(-1)
+        ana = t.grad.detach().reshape(-1)
+        flat = t.data.view(-1)
+        idx = torch.arange(flat.numel())
+        if name == "sh":
+            idx = idx[torch.rand(flat.numel(), generator=gen) < sh_fraction]
         with torch.no_grad():
-            for i in range(flat.numel()):
-                v = flat[i].item()
-                for step, out in ((h, f1), (h / 2, f2)):
-                    flat[i] = v + step
-                    up = loss_fn().item()
-                    flat[i] = v - step
-                    down = loss_fn().item()
-                    out[i] = (up - down) / (2 * step)
-                flat[i] = v
-        scale = fd1.abs().max().clamp_min(1e-6)
-        smooth = (fd1 - fd2).abs() <= 1e-4 * scale
-        n_flagged += int((~smooth).sum())
-        n_total += smooth.numel()
-        err = (ana - fd1).abs()[smooth]
-        assert (err <= 1e-5 * scale + 1e-4 * fd1.abs()[smooth]).all(), (
-            f"{name}: max error {err.max():.3g} (scale {scale:.3g})"
-        )
-    assert n_flagged <= 0.02 * n_total, f"{n_flagged} of {n_total} entries sit on a threshold"
+            fd = torch.tensor([central(flat, i, h) for i in idx.tolist()], dtype=t.dtype)
+            scale = max(float(fd.abs().max()), 1e-6)
+            tol = 1e-5 * scale + 1e-4 * fd.abs()
+            bad = (ana[idx] - fd).abs() > tol
+            for j in bad.nonzero()[:, 0].tolist():
+                fd2 = central(flat, int(idx[j]), h / 2)
+                smooth = abs(fd2 - float(fd[j])) <= 1e-4 * scale
+                assert not smooth, (
+                    f"{name}[{int(idx[j])}]: analytic {float(ana[idx[j]]):.8g} vs finite difference "
+                    f"{float(fd[j]):.8g} (h/2: {fd2:.8g})"
+                )
+                n_flagged += 1
+        n_checked += len(idx)
+    assert n_flagged <= 0.02 * n_checked, f"{n_flagged} of {n_checked} entries sit on a threshold"
 
 
 @pytest.mark.parametrize("opaque", [False, True])
@@ -107,7 +116,7 @@ def test_render_gradients_match_finite_differences(gen, opaque):
     if opaque:
         ref = brute_force(g.detach(), cams, sh_degree=3, background=bg.detach()[None].expand(2, 3))
         assert ref["n_stops"] > 0, "some pixels must reach the early stop"
-    _fd_check(loss, {**g.tensors(), "background": bg})
+    _fd_check(loss, {**g.tensors(), "background": bg}, gen)
 
 
 def test_absgrad_and_means2d_grad(gen):

@@ -26,6 +26,8 @@ from __future__ import annotations
 import math
 import os
 import platform
+import statistics
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -164,16 +166,28 @@ def run_case(
             t.grad = None
         return out
 
+    cpu_times: dict[str, list[float]] = {"fwd": [], "fwd_bwd": []}
+
+    def cpu_timed(fn, key):
+        def call():
+            t0 = time.process_time()
+            fn()
+            cpu_times[key].append(time.process_time() - t0)
+
+        return call
+
     base_rss = _rss_bytes()
     with peak_memory(device) as mem:
-        t_fwd = Timing.of(time_calls(fwd, device=device, warmup=1, repeats=repeats))
-        t_fb = Timing.of(time_calls(fwd_bwd, device=device, warmup=1, repeats=repeats))
+        t_fwd = Timing.of(time_calls(cpu_timed(fwd, "fwd"), device=device, warmup=1, repeats=repeats))
+        t_fb = Timing.of(time_calls(cpu_timed(fwd_bwd, "fwd_bwd"), device=device, warmup=1, repeats=repeats))
     out = fwd()
     visible = int((out.meta["radii"] > 0).all(-1).sum())
     return {
         "scene": scene, "n": n, "size": size, "backend": backend, "device": device_description(device),
         "forward_s": t_fwd.median_s, "forward_min_s": t_fwd.min_s,
         "forward_backward_s": t_fb.median_s, "forward_backward_min_s": t_fb.min_s,
+        "forward_cpu_s": statistics.median(cpu_times["fwd"][1:]),
+        "forward_backward_cpu_s": statistics.median(cpu_times["fwd_bwd"][1:]),
         "peak_mem_gib": gib(mem.bytes), "rss_before_gib": gib(base_rss), "visible": visible,
         "alpha_mean": float(out.alpha.mean()), "first_call_s": first_call_seconds(),
         "rgb": out.rgb.detach().cpu() if device != "cpu" else None,
@@ -214,25 +228,20 @@ def main(
                     r["psnr_vs_torch_db"] = float(psnr(to_img(r["rgb"]), to_img(ours)).min())
                 r.pop("rgb", None)
                 results.append(r)
-                row = [
-                    sc,
-                    nn,
-                    f"{sz}x{sz}",
-                    r["forward_s"],
-                    r["forward_backward_s"],
-                    r["peak_mem_gib"],
-                    r["visible"],
-                ]
+                row = [sc, nn, f"{sz}x{sz}", r["forward_s"], r["forward_backward_s"], r["forward_backward_cpu_s"],
+                       r["peak_mem_gib"], r["visible"]]  # fmt: skip
                 if device == "cuda":
                     row.append(r["psnr_vs_torch_db"])
                 rows.append(row)
-    cols = ["scene", "N", "image", "fwd s", "fwd+bwd s", "peak GiB", "visible"] + (
-        ["PSNR vs ours dB"] if device == "cuda" else []
-    )
-    title = (
-        f"render, backend {'gsplat' if device == 'cuda' else 'torch (CPU)'} on {device_description(device)}"
-    )
+    cols = ["scene", "N", "image", "fwd s", "fwd+bwd s", "fwd+bwd CPU s", "peak GiB", "visible"]
+    cols += ["PSNR vs ours dB"] if device == "cuda" else []
+    backend = "gsplat" if device == "cuda" else "torch (CPU)"
+    title = f"render, backend {backend} on {device_description(device)}"
     print_table(title, cols, rows)
+    from studio.console import console
+
+    console.print(f"medians of {repeats} calls; CPU s = process CPU time (all threads); "
+                  f"load average {os.getloadavg()}")  # fmt: skip
     save_results(json, {
         "benchmark": "render", "device": device_description(device), "machine": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_avg": os.getloadavg(),
