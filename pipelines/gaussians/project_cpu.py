@@ -145,6 +145,12 @@ def _fwd(means, quats, scales, opacities, sh, degree, viewR, viewt, intr, campos
             for c in range(C):
                 radii[c, g, 0] = 0
                 radii[c, g, 1] = 0
+                means2d[c, g, 0] = 0.0
+                means2d[c, g, 1] = 0.0
+                depths[c, g] = 0.0
+                for j in range(3):
+                    conics[c, g, j] = 0.0
+                    colors[c, g, j] = 0.0
                 x = viewR[c, 0, 0] * mu0 + viewR[c, 0, 1] * mu1 + viewR[c, 0, 2] * mu2 + viewt[c, 0]
                 y = viewR[c, 1, 0] * mu0 + viewR[c, 1, 1] * mu1 + viewR[c, 1, 2] * mu2 + viewt[c, 1]
                 z = viewR[c, 2, 0] * mu0 + viewR[c, 2, 1] * mu1 + viewR[c, 2, 2] * mu2 + viewt[c, 2]
@@ -385,11 +391,11 @@ class _ProjectSH(torch.autograd.Function):
         f64 = lambda t: t.detach().to(torch.float64).contiguous().numpy()  # noqa: E731
         cam = (f64(w2c[:, :3, :3]), f64(w2c[:, :3, 3]), f64(torch.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], -1)),
                f64(campos))  # fmt: skip
-        means2d = torch.zeros(C, N, 2, dtype=dt)
-        conics = torch.zeros(C, N, 3, dtype=dt)
-        depths = torch.zeros(C, N, dtype=dt)
-        colors = torch.zeros(C, N, 3, dtype=dt)
-        radii = torch.zeros(C, N, 2, dtype=torch.int32)
+        means2d = torch.empty(C, N, 2, dtype=dt)  # every entry is written by the kernel (0 if culled)
+        conics = torch.empty(C, N, 3, dtype=dt)
+        depths = torch.empty(C, N, dtype=dt)
+        colors = torch.empty(C, N, 3, dtype=dt)
+        radii = torch.empty(C, N, 2, dtype=torch.int32)
         ins = (_np(means), _np(quats), _np(scales), _np(opacities), _np(sh), degree)
         _call("project", _fwd, *ins, *cam, width, height, eps2d, near, far,
               means2d.numpy(), conics.numpy(), depths.numpy(), colors.numpy(), radii.numpy(), work=C * N)  # fmt: skip
@@ -408,7 +414,8 @@ class _ProjectSH(torch.autograd.Function):
         z = lambda *s: torch.zeros(*s, dtype=dt)  # noqa: E731
         grads = [t if t is not None else z(*shape) for t, shape in
                  ((v_means2d, (C, N, 2)), (v_conics, (C, N, 3)), (v_depths, (C, N)), (v_colors, (C, N, 3)))]  # fmt: skip
-        v_means, v_quats, v_scales = z(N, 3), z(N, 4), z(N, 3)
+        e = lambda *s: torch.empty(*s, dtype=dt)  # noqa: E731
+        v_means, v_quats, v_scales = e(N, 3), e(N, 4), e(N, 3)  # written for every Gaussian
         v_sh = torch.empty(sh.shape, dtype=dt)  # zeroed per Gaussian in the kernel
         ins = (_np(means), _np(quats), _np(scales), _np(opacities), _np(sh), degree)
         _call("project_backward", _bwd, *ins, *ctx.cam, width, height, eps2d, radii.numpy(),

@@ -150,6 +150,27 @@ def _bin(
 
 
 @_jit()
+def _order(depths, radii, order, n_valid):
+    """order[c, :n_valid[c]] = the valid Gaussians (radii > 0) of camera c by increasing depth,
+    ties by index (stable sort, as gsplat's radix sort of (tile, depth) keys)."""
+    C, N = depths.shape
+    idx = np.empty(N, dtype=np.int64)
+    for c in range(C):
+        m = 0
+        for g in range(N):
+            if radii[c, g, 0] > 0 and radii[c, g, 1] > 0:
+                idx[m] = g
+                m += 1
+        d = np.empty(m, dtype=depths.dtype)
+        for i in range(m):
+            d[i] = depths[c, idx[i]]
+        perm = np.argsort(d, kind="mergesort")
+        for i in range(m):
+            order[c, i] = idx[perm[i]]
+        n_valid[c] = m
+
+
+@_jit()
 def _fill(order, n_valid, boxes, tile, tiles_x, tiles_y, offsets, ids):
     """ids[offsets[t]:offsets[t + 1]] = Gaussians of tile t in depth order."""
     C = order.shape[0]
@@ -168,7 +189,7 @@ def _fill(order, n_valid, boxes, tile, tiles_x, tiles_y, offsets, ids):
                     cursor[t] += 1
 
 
-@_jit(parallel=True)
+@_jit(parallel=True, fastmath=True)
 def _forward(means2d, conics, colors, opacities, depths, boxes, offsets, ids, bg,
              width, height, tile, tiles_x, tiles_y, out_rgb, out_T, out_depth, out_last):  # fmt: skip
     n_items = offsets.shape[0] - 1
@@ -247,7 +268,7 @@ def _forward(means2d, conics, colors, opacities, depths, boxes, offsets, ids, bg
                 out_last[c, y, x] = last[p]
 
 
-@_jit(parallel=True)
+@_jit(parallel=True, fastmath=True)
 def _backward(means2d, conics, colors, opacities, depths, boxes, offsets, ids, bg,
               width, height, tile, tiles_x, tiles_y, out_T, out_last,
               v_rgb, v_alpha_out, v_depth, grads):  # fmt: skip
@@ -417,14 +438,14 @@ def bin_tiles(
     """Sort each camera's valid Gaussians (radii > 0) by depth and list them per tile, each in
     the tiles its alpha >= 1/255 box touches."""
     C, N = depths.shape
-    valid = (radii > 0).all(dim=-1)  # [C, N]
-    key = torch.where(valid, depths.detach(), torch.full_like(depths, math.inf))
-    order = torch.sort(key, dim=-1, stable=True).indices.numpy().astype(np.int64)  # [C, N]
-    n_valid = valid.sum(dim=-1).numpy().astype(np.int64)  # [C]
+    order = np.empty((C, N), dtype=np.int64)
+    n_valid = np.empty(C, dtype=np.int64)
+    radii_np = radii.numpy()
+    _order(_np(depths), radii_np, order, n_valid)
     tiles_x, tiles_y = -(-width // tile), -(-height // tile)
-    boxes = np.zeros((C, N, 4), dtype=np.int64)
+    boxes = np.empty((C, N, 4), dtype=np.int64)  # written for the valid Gaussians
     counts = np.zeros(C * tiles_x * tiles_y, dtype=np.int64)
-    _bin(_np(means2d), _np(conics), _np(opacities), radii.numpy(), order, n_valid, width, height, tile,
+    _bin(_np(means2d), _np(conics), _np(opacities), radii_np, order, n_valid, width, height, tile,
          tiles_x, tiles_y, boxes, counts)  # fmt: skip
     offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -489,10 +510,10 @@ class _Rasterize(torch.autograd.Function):
         width, height, tile = ctx.shape
         C, N = depths.shape
         dt = means2d.dtype
-        zeros = torch.zeros(C, height, width, dtype=dt)
-        v_rgb = v_rgb.to(dt) if v_rgb is not None else zeros[..., None].expand(C, height, width, 3)
-        v_alpha = v_alpha[..., 0].to(dt) if v_alpha is not None else zeros
-        v_depth = v_depth[..., 0].to(dt) if v_depth is not None else zeros
+        zeros = lambda *shape: torch.zeros(*shape, dtype=dt)  # noqa: E731
+        v_rgb = v_rgb.to(dt) if v_rgb is not None else zeros(C, height, width, 3)
+        v_alpha = v_alpha[..., 0].to(dt) if v_alpha is not None else zeros(C, height, width)
+        v_depth = v_depth[..., 0].to(dt) if v_depth is not None else zeros(C, height, width)
         entries = np.empty(
             (tiles.ids.shape[0], N_GRAD), dtype=np.float64 if dt == torch.float64 else np.float32
         )

@@ -129,6 +129,17 @@ def make_scene(scene: Scene, n: int, seed: int = 0) -> Gaussians:
     return Gaussians(means, quats, scales.log(), logits, sh)
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -243,7 +254,7 @@ def main(
     console.print(f"medians of {repeats} calls; CPU s = process CPU time (all threads); "
                   f"load average {os.getloadavg()}")  # fmt: skip
     save_results(json, {
-        "benchmark": "render", "device": device_description(device), "machine": platform.processor() or platform.machine(),
+        "benchmark": "render", "device": device_description(device), "machine": _cpu_model(),
         "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "load_avg": os.getloadavg(),
         "repeats": repeats, "results": results,
     })  # fmt: skip
