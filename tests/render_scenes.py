@@ -96,8 +96,9 @@ def brute_force(
     w2c = torch.linalg.inv(cams.c2w.to(f64))
     K = cams.K.to(f64)
     W, H, C = cams.width, cams.height, len(cams)
-    _, means2d, depths, conics, _ = _fully_fused_projection(means, covars, w2c, K, W, H, eps2d=eps2d,
-                                                            near_plane=near_plane, far_plane=far_plane)  # fmt: skip
+    _, means2d, depths, conics, _ = _fully_fused_projection(
+        means, covars, w2c, K, W, H, eps2d=eps2d, near_plane=near_plane, far_plane=far_plane
+    )
     campos = cams.c2w[:, :3, 3].to(f64)
     dirs = means[None] - campos[:, None]  # [C, N, 3]
     colors = _spherical_harmonics(sh_degree, dirs, g.sh.to(f64)[None].expand(C, -1, -1, -1))

@@ -45,7 +45,7 @@ def test_rasterizer_backward_gradcheck(gen):
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-4)
 
 
-def _fd_check(loss_fn, params: dict[str, torch.Tensor], gen: torch.Generator, h: float = 1e-6, sh_fraction=1.0):
+def _fd_check(loss_fn, params: dict[str, torch.Tensor], gen: torch.Generator, h=1e-6, sh_fraction=1.0):
     """Analytic gradients vs central differences (step h) on every entry, except a random
     ``sh_fraction`` of the SH coefficients. An entry that disagrees is re-measured with step h/2:
     if the two steps disagree with each other it sits on a decision threshold (skip / stop /
@@ -99,8 +99,9 @@ def test_render_gradients_match_finite_differences(gen, opaque):
         gen, 6, extent=0.6, log_scale_range=(math.log(0.15), math.log(0.4)), opacity_range=rng, dtype=F64
     )
     if opaque:
-        g = Gaussians.cat([g, random_gaussians(gen, 5, extent=0.05, opacity_range=(0.9995, 0.9999),
-                                               log_scale_range=(math.log(0.3), math.log(0.5)), dtype=F64)])  # fmt: skip
+        stack = random_gaussians(gen, 5, extent=0.05, opacity_range=(0.9995, 0.9999),
+                                 log_scale_range=(math.log(0.3), math.log(0.5)), dtype=F64)  # fmt: skip
+        g = Gaussians.cat([g, stack])
     g.requires_grad_()
     bg = torch.rand(3, generator=gen, dtype=F64).requires_grad_()
     w_rgb = torch.randn(2, H, W, 3, generator=gen, dtype=F64)

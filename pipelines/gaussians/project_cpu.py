@@ -212,7 +212,8 @@ def _fwd(means, quats, scales, opacities, sh, degree, viewR, viewt, intr, campos
 
 @_jit(parallel=True)
 def _bwd(means, quats, scales, opacities, sh, degree, viewR, viewt, intr, campos, width, height,
-         eps2d, radii, v_means2d, v_conics, v_depths, v_colors, v_means, v_quats, v_scales, v_sh):  # fmt: skip
+         eps2d, radii, v_means2d, v_conics, v_depths, v_colors,
+         v_means, v_quats, v_scales, v_sh):  # fmt: skip
     N = means.shape[0]
     C = viewR.shape[0]
     K = (degree + 1) * (degree + 1)
@@ -389,8 +390,8 @@ class _ProjectSH(torch.autograd.Function):
         C, N = w2c.shape[0], means.shape[0]
         dt = means.dtype
         f64 = lambda t: t.detach().to(torch.float64).contiguous().numpy()  # noqa: E731
-        cam = (f64(w2c[:, :3, :3]), f64(w2c[:, :3, 3]), f64(torch.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], -1)),
-               f64(campos))  # fmt: skip
+        intr = torch.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], -1)  # [C, 4] fx fy cx cy
+        cam = (f64(w2c[:, :3, :3]), f64(w2c[:, :3, 3]), f64(intr), f64(campos))
         means2d = torch.empty(C, N, 2, dtype=dt)  # every entry is written by the kernel (0 if culled)
         conics = torch.empty(C, N, 3, dtype=dt)
         depths = torch.empty(C, N, dtype=dt)
@@ -398,7 +399,8 @@ class _ProjectSH(torch.autograd.Function):
         radii = torch.empty(C, N, 2, dtype=torch.int32)
         ins = (_np(means), _np(quats), _np(scales), _np(opacities), _np(sh), degree)
         _call("project", _fwd, *ins, *cam, width, height, eps2d, near, far,
-              means2d.numpy(), conics.numpy(), depths.numpy(), colors.numpy(), radii.numpy(), work=C * N)  # fmt: skip
+              means2d.numpy(), conics.numpy(), depths.numpy(), colors.numpy(), radii.numpy(),
+              work=C * N)  # fmt: skip
         ctx.save_for_backward(means, quats, scales, sh, opacities, radii)
         ctx.cam = cam
         ctx.consts = (width, height, degree, eps2d)
@@ -412,15 +414,18 @@ class _ProjectSH(torch.autograd.Function):
         C, N = radii.shape[:2]
         dt = means.dtype
         z = lambda *s: torch.zeros(*s, dtype=dt)  # noqa: E731
-        grads = [t if t is not None else z(*shape) for t, shape in
-                 ((v_means2d, (C, N, 2)), (v_conics, (C, N, 3)), (v_depths, (C, N)), (v_colors, (C, N, 3)))]  # fmt: skip
+        shapes = ((C, N, 2), (C, N, 3), (C, N), (C, N, 3))
+        grads = [
+            t if t is not None else z(*shape)
+            for t, shape in zip((v_means2d, v_conics, v_depths, v_colors), shapes, strict=True)
+        ]
         e = lambda *s: torch.empty(*s, dtype=dt)  # noqa: E731
         v_means, v_quats, v_scales = e(N, 3), e(N, 4), e(N, 3)  # written for every Gaussian
         v_sh = torch.empty(sh.shape, dtype=dt)  # zeroed per Gaussian in the kernel
         ins = (_np(means), _np(quats), _np(scales), _np(opacities), _np(sh), degree)
         _call("project_backward", _bwd, *ins, *ctx.cam, width, height, eps2d, radii.numpy(),
-              *(_np(t.to(dt)) for t in grads), v_means.numpy(), v_quats.numpy(), v_scales.numpy(), v_sh.numpy(),
-              work=C * N)  # fmt: skip
+              *(_np(t.to(dt)) for t in grads), v_means.numpy(), v_quats.numpy(), v_scales.numpy(),
+              v_sh.numpy(), work=C * N)  # fmt: skip
         return v_means, v_quats, v_scales, v_sh, None, None, None, None, None, None, None, None, None, None
 
 

@@ -518,11 +518,13 @@ class _Rasterize(torch.autograd.Function):
             (tiles.ids.shape[0], N_GRAD), dtype=np.float64 if dt == torch.float64 else np.float32
         )
         arrays = tuple(_np(t) for t in (means2d, conics, colors, opacities, depths))
-        _call("backward", _backward, *arrays, tiles.boxes, tiles.offsets, tiles.ids, _np(background), width, height,
-              tile, tiles.tiles_x, tiles.tiles_y, T.numpy(), last.numpy(), _np(v_rgb), _np(v_alpha), _np(v_depth),
-              entries, work=len(tiles.ids) + C * width * height // 16)  # fmt: skip
+        _call("backward", _backward, *arrays, tiles.boxes, tiles.offsets, tiles.ids, _np(background),
+              width, height, tile, tiles.tiles_x, tiles.tiles_y, T.numpy(), last.numpy(),
+              _np(v_rgb), _np(v_alpha), _np(v_depth), entries,
+              work=len(tiles.ids) + C * width * height // 16)  # fmt: skip
         out = np.zeros((C, N, N_GRAD), dtype=entries.dtype)
-        _call("reduce", _reduce, tiles.offsets, tiles.ids, tiles.tiles_x * tiles.tiles_y, entries, out, work=C * N)
+        n_tiles = tiles.tiles_x * tiles.tiles_y
+        _call("reduce", _reduce, tiles.offsets, tiles.ids, n_tiles, entries, out, work=C * N)
         g = torch.from_numpy(out).to(dt)  # [C, N, N_GRAD]
         if ctx.absgrad:
             means2d.absgrad = g[..., 10:12].clone()

@@ -18,8 +18,8 @@ Examples:
     >>> cams = Cameras.look_at(torch.tensor([[0., 0., -4.]]), torch.zeros(1, 3), fov_y_deg=50,
     ...                        width=64, height=48)
     >>> out = render(g, cams, background=torch.ones(3))
-    >>> out.rgb.shape, out.alpha.shape, out.depth.shape, out.meta["means2d"].shape
-    (torch.Size([1, 48, 64, 3]), torch.Size([1, 48, 64, 1]), torch.Size([1, 48, 64, 1]), torch.Size([1, 2000, 2]))
+    >>> out.rgb.shape, out.depth.shape, out.meta["means2d"].shape
+    (torch.Size([1, 48, 64, 3]), torch.Size([1, 48, 64, 1]), torch.Size([1, 2000, 2]))
 """
 
 from __future__ import annotations
@@ -178,8 +178,9 @@ def _render_gsplat(
     cams = cams.to(device=g.device, dtype=torch.float32)
     k = (degree + 1) ** 2
     colors, alphas, meta = gsplat.rasterization(
-        means=g.means.float(), quats=g.quats.float(), scales=g.scales().float(), opacities=g.opacities().float(),
-        colors=g.sh[:, :k].float(), viewmats=cams.w2c(), Ks=cams.K, width=cams.width, height=cams.height,
+        means=g.means.float(), quats=g.quats.float(), scales=g.scales().float(),
+        opacities=g.opacities().float(), colors=g.sh[:, :k].float(), viewmats=cams.w2c(), Ks=cams.K,
+        width=cams.width, height=cams.height,
         near_plane=near, far_plane=far, eps2d=eps2d, sh_degree=degree, packed=False, backgrounds=bg.float(),
         render_mode="RGB+ED", absgrad=absgrad, rasterize_mode="classic",
     )  # fmt: skip
