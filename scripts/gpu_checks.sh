@@ -43,3 +43,12 @@ $PY -m studio.cli bench long-lrm --preset official-540p --views 4,8,16,32 --heig
 # the PyTorch scan (the fallback when mamba-ssm is absent)
 $PY -m studio.cli bench long-lrm --preset official-540p --views 4,8,16,32 --height 544 --width 960 \
   --backend torch --repeats 3 --json "$OUT/long_lrm_torch_scan.json"
+
+# ---------------------------------------------------------------- Renderer
+# gsplat JIT-compiles its CUDA kernels on the first render (a few minutes; MAX_JOBS limits the
+# parallel compile jobs; the build is cached under ~/.cache/torch_extensions).
+export MAX_JOBS=${MAX_JOBS:-8}
+# gsplat (CUDA) vs our CPU backend on the same scene: images (PSNR > 40 dB) and gradients
+$PY -m pytest -q -m gpu tests/test_render.py tests/test_render_grad.py
+# gsplat timings and PSNR(gsplat, ours) on the CPU benchmark's scenes
+$PY -m studio.cli bench render --device cuda --json "$OUT/bench_render_cuda.json"
