@@ -55,3 +55,12 @@ $PY -m studio.cli bench ttt-lrm --preset official-ar --views 16,32,64 --json "$O
 # streaming: per-chunk update time vs chunks absorbed (official-ar, 4 views per chunk, 16 chunks = 64 views)
 $PY -m studio.cli bench ttt-lrm --preset official-ar --stream --chunks 16 --repeats 3 \
   --json "$OUT/ttt_lrm_stream.json"
+
+# ---------------------------------------------------------------- Renderer
+# gsplat JIT-compiles its CUDA kernels on the first render (a few minutes; MAX_JOBS limits the
+# parallel compile jobs; the build is cached under ~/.cache/torch_extensions).
+export MAX_JOBS=${MAX_JOBS:-8}
+# gsplat (CUDA) vs our CPU backend on the same scene: images (PSNR > 40 dB) and gradients
+$PY -m pytest -q -m gpu tests/test_render.py tests/test_render_grad.py
+# gsplat timings and PSNR(gsplat, ours) on the CPU benchmark's scenes
+$PY -m studio.cli bench render --device cuda --json "$OUT/bench_render_cuda.json"
