@@ -23,6 +23,7 @@ from studio.config import StudioConfig
 from viewer.panels.cameras import CamerasPanel, add_cameras_panel
 from viewer.panels.capture import CapturePanel, add_capture_panel
 from viewer.panels.jobs import JobsPanel, add_jobs_panel
+from viewer.panels.reconstruct import ReconstructPanel, add_reconstruct_panel
 from viewer.panels.runs import RunsPanel, add_runs_panel
 from viewer.scene import SceneView
 
@@ -39,6 +40,7 @@ class Viewer:
     capture: CapturePanel
     cameras: CamerasPanel
     runs: RunsPanel
+    reconstruct: ReconstructPanel
 
     def on_change(self, topic: str) -> None:
         """Bring handles and scene nodes up to date after a studio change (any thread)."""
@@ -51,6 +53,7 @@ class Viewer:
             self.scene.set_capture(capture, thumbs)
             self.capture.refresh(studio)
             self.cameras.refresh(studio, self.scene)
+            self.reconstruct.refresh(studio)
         elif topic == RUNS:
             self.runs.refresh(studio)
         elif topic == SCENE:
@@ -73,7 +76,9 @@ def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
         cameras = add_cameras_panel(server, studio, scene)
     with tabs.add_tab("Runs", icon=viser.Icon.LIST):
         runs = add_runs_panel(server, studio)
-    viewer = Viewer(server, studio, scene, tabs, jobs, capture, cameras, runs)
+    with tabs.add_tab("Reconstruct", icon=viser.Icon.PLAYER_PLAY):
+        reconstruct = add_reconstruct_panel(server, studio)
+    viewer = Viewer(server, studio, scene, tabs, jobs, capture, cameras, runs, reconstruct)
     studio.subscribe(viewer.on_change)
     for topic in (CAPTURE, RUNS, SCENE):
         viewer.on_change(topic)

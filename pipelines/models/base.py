@@ -29,6 +29,8 @@ from pipelines.transforms import Similarity
 # model name -> module that provides `load(weights, preset, device) -> Reconstructor`
 MODELS: dict[str, str] = {
     "geolrm": "pipelines.models.geolrm",
+    "long-lrm": "pipelines.models.long_lrm",
+    "ttt-lrm": "pipelines.models.ttt_lrm",
 }
 
 
@@ -70,6 +72,13 @@ class Reconstruction:
 
 
 class Reconstructor(Protocol):
+    """Views in, Reconstruction out. Optional planning members that ``lrm-studio reconstruct``
+    uses when present: ``default_views`` (int), ``select_views(cameras, n, candidates) ->
+    list[int]``, ``check_memory(views, width, height)`` (raises before any work when it will not
+    fit), ``weights`` (path or None), ``seed``. Streaming models (:func:`supports_streaming`) also
+    have ``reconstruct_streaming(views, *, chunk_views, preview, on_chunk, progress, cancel)`` and
+    ``stream_chunk_views(n)`` (tttLRM: pipelines/models/ttt_lrm/reconstructor.py)."""
+
     name: str
 
     def __call__(
@@ -77,7 +86,15 @@ class Reconstructor(Protocol):
     ) -> Reconstruction: ...
 
 
-def load_model(name: str, *, weights: Path | None = None, preset: str | None = None, device: str = "cpu") -> Reconstructor:
+def supports_streaming(name: str) -> bool:
+    """Whether a registered model reconstructs chunk by chunk (its package sets ``STREAMING = True``
+    and its reconstructor has ``reconstruct_streaming``: tttLRM)."""
+    return name in MODELS and bool(getattr(importlib.import_module(MODELS[name]), "STREAMING", False))
+
+
+def load_model(
+    name: str, *, weights: Path | None = None, preset: str | None = None, device: str = "cpu"
+) -> Reconstructor:
     """Instantiate a registered model from a weights file (safetensors) or a named preset."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS)) or 'none'}")
