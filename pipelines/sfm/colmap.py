@@ -266,6 +266,8 @@ def _match(
         else:
             pairs = pycolmap.ExhaustivePairGenerator(pycolmap.ExhaustivePairingOptions(), d).all_pairs()
     matching = {"num_threads": config.num_threads}
+    # RANSAC of the two-view verification seeds itself randomly unless told (random_seed -1).
+    verification = {"ransac": {"random_seed": config.seed}}
     pair_file = work_dir / "pairs.txt"
     done = 0
     for chunk in _chunks(pairs, max(16, -(-len(pairs) // CHUNKS))):
@@ -277,6 +279,7 @@ def _match(
                 db,
                 matching_options=matching,
                 pairing_options=imported,
+                verification_options=verification,
                 device=pycolmap.Device.cpu,
                 cancellation_token=tok,
             ),
