@@ -13,6 +13,9 @@ import sys
 # name -> ("module:function", one-line help). Two-word names ("weights import") are matched first.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench render": ("studio.bench.render:main", "CPU/GPU renderer timings and peak memory"),
+    "bench synth": ("studio.bench.synth:main", "procedural-scene ray caster: views per second, CPU and GPU"),
+    "synth": ("studio.commands.synth:main", "render a procedural scene along a hand-held path into a capture"),
+    "synth demo": ("studio.commands.synth:demo", "regenerate the bundled demo capture (assets/demo)"),
 }
 
 
