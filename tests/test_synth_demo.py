@@ -55,7 +55,9 @@ def _rotation_angle_deg(R: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(torch.acos(((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)))
 
 
-def sfm_against_ground_truth(workdir: Path, frames: int = 60, size: tuple[int, int] = (640, 360)) -> dict:
+def sfm_against_ground_truth(
+    workdir: Path, frames: int = 60, size: tuple[int, int] = (640, 360), max_features: int = 4096
+) -> dict:
     """Run pycolmap (SIFT, one shared OPENCV camera, sequential matching, incremental mapping)
     on ``frames`` evenly spaced demo frames at ``size``; align to ground truth (Umeyama on camera
     centres) and report registration and pose errors."""
@@ -80,7 +82,7 @@ def sfm_against_ground_truth(workdir: Path, frames: int = 60, size: tuple[int, i
         images,
         camera_mode=pycolmap.CameraMode.SINGLE,
         reader_options=pycolmap.ImageReaderOptions(camera_model="OPENCV"),
-        extraction_options={"num_threads": 2, "sift": {"max_num_features": 4096}},
+        extraction_options={"num_threads": 2, "sift": {"max_num_features": max_features}},
         device=pycolmap.Device.cpu,
     )
     pycolmap.match_sequential(db, pairing_options={"overlap": 10}, device=pycolmap.Device.cpu)
@@ -114,7 +116,9 @@ def sfm_against_ground_truth(workdir: Path, frames: int = 60, size: tuple[int, i
 
 @pytest.mark.slow
 def test_demo_registers_with_pycolmap(tmp_path):
-    r = sfm_against_ground_truth(tmp_path, frames=40)
+    r = sfm_against_ground_truth(
+        tmp_path, frames=30, max_features=2048
+    )  # the CI-sized check; 60 in the README
     assert r["registered"] >= 0.9 * r["frames"], r
     assert r["rotation_error_deg_median"] <= 1.0, r
     assert r["centre_error_rel_median"] <= 0.01, r

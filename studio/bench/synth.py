@@ -14,7 +14,7 @@ import torch
 
 from studio.bench.common import Timing, device_description, print_table, save_results, time_calls
 
-OBJECT_SEED = 4  # a 6-primitive object (box, spheres, cylinder, cone, torus)
+OBJECT_SEED = 10  # 6 primitives: box, sphere, 2 cylinders, cone, torus
 ROOM_SEED = 1
 
 
