@@ -154,6 +154,12 @@ class Cameras:
         """Inverse of :meth:`c2w_opengl`."""
         return Cameras(c2w_gl @ _FLIP_YZ.to(c2w_gl), K, width, height)
 
+    def K_normalized(self) -> Tensor:
+        """Intrinsics [N, 3, 3] in image-size units: row 0 divided by width, row 1 by height
+        (focal lengths and principal point as fractions of the image; GeoLRM's convention)."""
+        S = torch.tensor([1.0 / self.width, 1.0 / self.height, 1.0], dtype=self.K.dtype, device=self.K.device)
+        return self.K * S[:, None]
+
     def to_colmap(self) -> tuple[Tensor, Tensor]:
         """COLMAP world-to-camera: (qvec [N, 4] wxyz with w >= 0, tvec [N, 3])."""
         w2c = self.w2c()

@@ -27,15 +27,22 @@ from pipelines.progress import CancelToken, Progress, no_progress
 from pipelines.transforms import Similarity
 
 # model name -> module that provides `load(weights, preset, device) -> Reconstructor`
-MODELS: dict[str, str] = {}
+MODELS: dict[str, str] = {
+    "geolrm": "pipelines.models.geolrm",
+    "long-lrm": "pipelines.models.long_lrm",
+    "ttt-lrm": "pipelines.models.ttt_lrm",
+}
 
 
 @dataclass
 class Views:
-    """Posed input views. images [V, 3, H, W] float32 in [0, 1]; cameras [V] OpenCV c2w, K."""
+    """Posed input views. images [V, 3, H, W] float32 in [0, 1]; cameras [V] OpenCV c2w, K.
+    points [P, 3]: optional sparse SfM points in the same world frame (object-centric models
+    such as GeoLRM use them to find the object's centre and size)."""
 
     images: Tensor
     cameras: Cameras
+    points: Tensor | None = None
 
     def __post_init__(self) -> None:
         v = len(self.cameras)
@@ -48,7 +55,8 @@ class Views:
         )
 
     def to(self, device: torch.device | str) -> Views:
-        return Views(self.images.to(device), self.cameras.to(device))
+        points = None if self.points is None else self.points.to(device)
+        return Views(self.images.to(device), self.cameras.to(device), points)
 
 
 @dataclass
@@ -64,6 +72,13 @@ class Reconstruction:
 
 
 class Reconstructor(Protocol):
+    """Views in, Reconstruction out. Optional planning members that ``lrm-studio reconstruct``
+    uses when present: ``default_views`` (int), ``select_views(cameras, n, candidates) ->
+    list[int]``, ``check_memory(views, width, height)`` (raises before any work when it will not
+    fit), ``weights`` (path or None), ``seed``. Streaming models (:func:`supports_streaming`) also
+    have ``reconstruct_streaming(views, *, chunk_views, preview, on_chunk, progress, cancel)`` and
+    ``stream_chunk_views(n)`` (tttLRM: pipelines/models/ttt_lrm/reconstructor.py)."""
+
     name: str
 
     def __call__(
@@ -71,7 +86,15 @@ class Reconstructor(Protocol):
     ) -> Reconstruction: ...
 
 
-def load_model(name: str, *, weights: Path | None = None, preset: str | None = None, device: str = "cpu") -> Reconstructor:
+def supports_streaming(name: str) -> bool:
+    """Whether a registered model reconstructs chunk by chunk (its package sets ``STREAMING = True``
+    and its reconstructor has ``reconstruct_streaming``: tttLRM)."""
+    return name in MODELS and bool(getattr(importlib.import_module(MODELS[name]), "STREAMING", False))
+
+
+def load_model(
+    name: str, *, weights: Path | None = None, preset: str | None = None, device: str = "cpu"
+) -> Reconstructor:
     """Instantiate a registered model from a weights file (safetensors) or a named preset."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS)) or 'none'}")

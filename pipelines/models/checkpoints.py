@@ -1,0 +1,144 @@
+"""Reading official checkpoints safely and storing our weights as safetensors (all models).
+
+- :func:`read_torch_checkpoint` loads a PyTorch pickle with ``weights_only=True``: tensors and
+  plain containers only, never arbitrary pickled code; failures become :class:`WeightsError` with
+  a message saying what is wrong.
+- :func:`check_keys` compares a state dict with the expected keys and shapes and raises a
+  :class:`WeightsError` that names every missing, unexpected and mis-shaped key.
+- :func:`save_weights` / :func:`load_weights`: safetensors files with string metadata
+  (``model``, ``preset``, ``source``, optionally ``config``).
+
+Examples:
+    >>> save_weights("m.safetensors", {"w": torch.zeros(2)}, {"model": "long-lrm"})  # doctest: +SKIP
+    >>> sd, meta = load_weights("m.safetensors")                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from pipelines.fileio import atomic_path
+
+MAX_LISTED = 20
+
+
+class WeightsError(ValueError):
+    """A checkpoint that cannot be read or does not fit the model; the message names the keys."""
+
+
+def read_torch_checkpoint(path: str | os.PathLike) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)`` with readable errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise WeightsError(
+            f"{path} holds pickled objects other than tensors and plain containers; it is not loaded "
+            f"because that would execute code from the file ({str(e).splitlines()[0]})"
+        ) from e
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise WeightsError(
+            f"cannot read {path}: corrupted, truncated or not a PyTorch checkpoint ({e})"
+        ) from e
+
+
+def unwrap_state_dict(obj: Any, nest_keys: tuple[str, ...], source: str) -> dict[str, Tensor]:
+    """The state dict inside a checkpoint: ``obj[k]`` for the first of ``nest_keys`` present, or
+    ``obj`` itself when it is a flat mapping of tensors."""
+    if isinstance(obj, Mapping):
+        for k in nest_keys:
+            if k in obj and isinstance(obj[k], Mapping):
+                obj = obj[k]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise WeightsError(
+            f"{source}: no state dict found (expected a dict with one of {list(nest_keys)} or of tensors)"
+        )
+    not_tensors = [str(k) for k, v in obj.items() if not isinstance(v, Tensor)]
+    if not_tensors:
+        hints = [
+            f"'{k}' holds keys {key_listing([str(x) for x in v])}"
+            for k, v in obj.items()
+            if isinstance(v, Mapping) and v and all(isinstance(x, Tensor) for x in v.values())
+        ]
+        raise WeightsError(
+            f"{source}: not a checkpoint of this model: top-level entries {key_listing(not_tensors)} are not "
+            f"tensors and none of {list(nest_keys)} is present" + ("; " + "; ".join(hints) if hints else "")
+        )
+    return dict(obj)
+
+
+def key_listing(keys: list[str]) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:MAX_LISTED])
+    return shown + (f", ... ({len(keys) - MAX_LISTED} more)" if len(keys) > MAX_LISTED else "")
+
+
+def check_keys(
+    expected: Mapping[str, tuple[int, ...]],
+    got: Mapping[str, Tensor],
+    source: str,
+    *,
+    names: Mapping[str, str] | None = None,
+) -> None:
+    """Raise :class:`WeightsError` unless ``got`` has exactly the keys of ``expected`` with those
+    shapes. ``names`` maps our keys back to the file's keys for the message."""
+    names = names or {}
+    missing = [names.get(k, k) for k in expected if k not in got]
+    unexpected = [names.get(k, k) for k in got if k not in expected]
+    misshaped = [
+        f"{names.get(k, k)} {tuple(got[k].shape)} (expected {tuple(expected[k])})"
+        for k in got
+        if k in expected and tuple(got[k].shape) != tuple(expected[k])
+    ]
+    if missing or unexpected or misshaped:
+        parts = [f"{source} does not fit the model:"]
+        if missing and len(missing) == len(expected):
+            parts.append(
+                f"  missing all {len(missing)} keys of the model (none of the file's keys belongs to it)"
+            )
+        elif missing:
+            parts.append(f"  missing {len(missing)} keys: {key_listing(missing)}")
+        if unexpected:
+            parts.append(f"  unexpected {len(unexpected)} keys: {key_listing(unexpected)}")
+        if misshaped:
+            parts.append(f"  mis-shaped {len(misshaped)} keys: {key_listing(misshaped)}")
+        raise WeightsError("\n".join(parts))
+
+
+def save_weights(
+    path: str | os.PathLike, state_dict: Mapping[str, Tensor], metadata: Mapping[str, str]
+) -> None:
+    """Write a safetensors file atomically (contiguous, unshared copies of the tensors)."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
+
+
+def load_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """(state dict on the CPU, metadata) of a safetensors file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            return {k: f.get_tensor(k) for k in f.keys()}, meta
+    except Exception as e:  # safetensors raises its own error types for bad headers
+        raise WeightsError(
+            f"cannot read {path} as safetensors ({e}); official .pt checkpoints must first be converted "
+            f"with `lrm-studio weights import`"
+        ) from e

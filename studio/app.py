@@ -1,0 +1,390 @@
+"""The studio's state, independent of the browser: workspace, current capture, its runs, the
+results shown in the scene, and the job queue.
+
+The viewer (viser) only reads this state and calls its methods; every browser tab shares one
+:class:`Studio`, so every tab sees the same state. Changes are announced to subscribers by
+topic (:data:`CAPTURES`, :data:`CAPTURE`, :data:`RUNS`, :data:`SCENE`); job changes come from
+``studio.jobs.add_listener``. Methods are thread-safe: viser callbacks run on a thread pool and
+jobs on the job worker.
+
+Examples:
+    >>> studio = open_studio(StudioConfig(workspace=Path("ws")))      # doctest: +SKIP
+    >>> [r.method for r in studio.run_summaries()]                     # doctest: +SKIP
+    >>> studio.show_run(studio.run_summaries()[0].id, slot="A")       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.capture.folder import Capture
+from pipelines.capture.images import read_image, resize, to_tensor, to_uint8
+from pipelines.gaussians import Gaussians
+from pipelines.progress import CancelToken, Progress
+from studio import workspace as ws
+from studio.config import StudioConfig
+from studio.demo import DEMO_NAME, install_demo
+from studio.jobs import JobQueue, JobState
+from studio.uploads import inside, sanitize_filename
+
+log = logging.getLogger(__name__)
+
+# Topics announced to subscribers.
+CAPTURES = "captures"  # the list of captures in the workspace changed
+CAPTURE = "capture"  # another capture was opened (or the open one was reloaded)
+RUNS = "runs"  # runs of the open capture were added or deleted
+SCENE = "scene"  # results shown in the scene changed (studio.shown)
+
+SLOTS = ("A", "B")  # result slots of the scene: the compare panel puts A against B
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """Which pipelines this build has; panels disable what is missing and say why."""
+
+    sfm: bool  # ingest video/photos + SfM (pipelines.sfm, through studio.captures.sfm_to_workspace)
+    render: bool  # pipelines.gaussians.render: server-side renders, held-out metrics
+    optimize: bool  # pipelines.optimize: gsplat-style training
+    models: tuple[str, ...]  # registered feed-forward models (pipelines.models.base.MODELS)
+
+    @staticmethod
+    def detect() -> Capabilities:
+        from pipelines.models.base import MODELS
+
+        def has(module: str) -> bool:
+            try:
+                return importlib.util.find_spec(module) is not None
+            except ModuleNotFoundError:
+                return False
+
+        import pipelines.gaussians
+
+        return Capabilities(
+            sfm=has("pipelines.sfm") and has("studio.captures"),
+            render=has("pipelines.gaussians.render") or hasattr(pipelines.gaussians, "render"),
+            optimize=has("pipelines.optimize"),
+            models=tuple(sorted(MODELS)),
+        )
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of the runs table: run.json's headline fields (None where absent)."""
+
+    id: str
+    method: str
+    total_s: float | None
+    num_gaussians: int | None
+    psnr: float | None
+    ssim: float | None
+    device: str | None
+
+    @staticmethod
+    def of(run: ws.Run) -> RunSummary:
+        info = run.info
+        test = (info.get("metrics") or {}).get("test") or {}
+
+        def num(x) -> float | None:
+            return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+        return RunSummary(
+            id=run.id,
+            method=str(info.get("method", "?")),
+            total_s=num((info.get("timings") or {}).get("total_s")),
+            num_gaussians=int(info["num_gaussians"]) if isinstance(info.get("num_gaussians"), int) else None,
+            psnr=num(test.get("psnr")),
+            ssim=num(test.get("ssim")),
+            device=info.get("device"),
+        )
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A result shown in a scene slot. run_id is None for live results (e.g. while training)."""
+
+    slot: str
+    gaussians: Gaussians
+    run_id: str | None
+    label: str
+
+
+Subscriber = Callable[[str], None]
+
+
+class Studio:
+    """Workspace state shared by every browser tab. ``workspace`` is created if missing."""
+
+    def __init__(
+        self, workspace: str | Path, *, config: StudioConfig | None = None, jobs: JobQueue | None = None
+    ):
+        self.workspace = Path(workspace).resolve()
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.config = config or StudioConfig(workspace=self.workspace)
+        self.jobs = jobs or JobQueue()
+        self.capabilities = Capabilities.detect()
+        self._lock = threading.RLock()
+        self._capture: Capture | None = None
+        self._shown: dict[str, Shown] = {}
+        self._thumbs: dict[tuple[Path, int], list[np.ndarray]] = {}
+        self._subscribers: list[Subscriber] = []
+
+    # ----------------------------------------------------------- subscribers
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Call ``fn(topic)`` after each change; returns an unsubscribe function."""
+        with self._lock:
+            self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if fn in self._subscribers:
+                    self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    def _emit(self, topic: str) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for fn in subscribers:
+            try:
+                fn(topic)
+            except Exception:
+                log.exception("subscriber %r failed on %r", fn, topic)
+
+    # ------------------------------------------------------------- workspace
+    @property
+    def uploads_dir(self) -> Path:
+        return self.workspace / "uploads"
+
+    def captures(self) -> list[str]:
+        """Names of the capture folders in the workspace (those with a cameras.json)."""
+        return [p.name for p in ws.list_captures(self.workspace)]
+
+    def rescan(self) -> None:
+        """Announce that the workspace may have changed on disk (new captures, new runs)."""
+        self._emit(CAPTURES)
+        self._emit(RUNS)
+
+    @property
+    def capture(self) -> Capture | None:
+        with self._lock:
+            return self._capture
+
+    def open_capture(self, name: str) -> Capture:
+        """Open a capture of the workspace by folder name; results shown in the scene are
+        cleared (they belong to the previous capture's world frame)."""
+        if name not in self.captures():
+            raise ValueError(
+                f"no capture {name!r} in {self.workspace}; captures: {', '.join(self.captures()) or 'none'}"
+            )
+        capture = Capture.load(self.workspace / name)
+        with self._lock:
+            self._capture = capture
+            self._shown.clear()
+        self._emit(CAPTURE)
+        self._emit(RUNS)
+        self._emit(SCENE)
+        return capture
+
+    def new_capture_dir(self, name: str) -> Path:
+        """Where a new capture named ``name`` (typed in the browser) goes: its sanitized name
+        directly under the workspace. Raises ValueError if that folder exists already."""
+        folder = inside(self.workspace, sanitize_filename(name))
+        if folder.exists():
+            raise ValueError(f"{folder.name!r} exists in the workspace already; choose another name")
+        return folder
+
+    def submit_sfm(self, source: str | Path, *, name: str, max_frames: int) -> JobState:
+        """Queue ingest + SfM of a video or photo folder on the server into a new capture
+        ``name`` (sanitized) of the workspace; the new capture opens when the job is done.
+        Raises ValueError at once for a taken name or when this build has no SfM."""
+        if not self.capabilities.sfm:
+            raise ValueError("this build has no SfM pipeline (pipelines.sfm)")
+        from pipelines.capture.ingest import IngestConfig
+
+        from studio.captures import sfm_to_workspace
+
+        dest = self.new_capture_dir(name)
+        config = IngestConfig(max_frames=max_frames)
+
+        def run(progress: Progress, cancel: CancelToken) -> Capture:
+            return sfm_to_workspace(
+                source, self.workspace, name=dest.name, ingest_config=config, progress=progress, cancel=cancel
+            )
+
+        def done(capture: Capture) -> None:
+            self._emit(CAPTURES)
+            self.open_capture(capture.root.name)
+
+        return self.jobs.submit(f"Ingest + SfM: {dest.name}", run, kind="sfm", on_done=done)
+
+    def submit_reconstruct(
+        self,
+        model: str,
+        *,
+        preset: str | None = None,
+        weights: Path | None = None,
+        views: int | None = None,
+        live: bool = False,
+        chunk_views: int | None = None,
+        device: str = "auto",
+        slot: str = "A",
+    ) -> JobState:
+        """Queue a feed-forward reconstruction of the open capture into a new run, shown in
+        ``slot`` when done. ``live`` (models that stream: tttLRM): the views are fed in frame
+        order ``chunk_views`` at a time and the Gaussians decoded after each chunk replace the
+        slot's content, so the reconstruction is seen growing chunk by chunk. Raises ValueError
+        at once when nothing is open, the model is unknown or cannot stream."""
+        from pipelines.models.base import supports_streaming
+        from studio.commands.reconstruct import reconstruct
+
+        capture = self._require_capture()
+        if model not in self.capabilities.models:
+            raise ValueError(f"unknown model {model!r}; available: {', '.join(self.capabilities.models)}")
+        if slot not in SLOTS:
+            raise ValueError(f"unknown slot {slot!r}; slots: {', '.join(SLOTS)}")
+        if live and not supports_streaming(model):
+            raise ValueError(f"{model} does not stream; live reconstruction needs a streaming model: ttt-lrm")
+
+        def still_open() -> bool:
+            current = self.capture
+            return current is not None and current.root == capture.root
+
+        def on_chunk(step) -> None:  # on the job's thread, after every absorbed chunk
+            if step.gaussians is not None and still_open():
+                label = f"{model} live: {step.views} views (chunk {step.index + 1})"
+                self.show(slot, step.gaussians.detach().to("cpu"), label=label)
+
+        def run(progress: Progress, cancel: CancelToken) -> Path:
+            return reconstruct(
+                capture.root, model=model, preset=preset, weights=weights, views=views, device=device,
+                stream=live, chunk_views=chunk_views, on_chunk=on_chunk if live else None,
+                progress=progress, cancel=cancel,
+            )  # fmt: skip
+
+        def done(run_dir: Path) -> None:
+            self._emit(RUNS)
+            if still_open():
+                self.show_run(Path(run_dir).name, slot)
+
+        title = f"{model}{' live' if live else ''}: {capture.name}"
+        return self.jobs.submit(title, run, kind="reconstruct", on_done=done)
+
+    def _require_capture(self) -> Capture:
+        capture = self.capture
+        if capture is None:
+            raise ValueError("no capture is open; choose one in the Capture panel")
+        return capture
+
+    def thumbnails(self, max_side: int) -> list[np.ndarray]:
+        """Thumbnails (uint8 [h, w, 3], longer side ``max_side``) of the open capture's frames,
+        in frame order; cached per capture."""
+        capture = self._require_capture()
+        key = (capture.root, max_side)
+        with self._lock:
+            if key in self._thumbs:
+                return self._thumbs[key]
+        w, h = capture.cameras.width, capture.cameras.height
+        s = max_side / max(w, h)
+        tw, th = max(1, round(w * s)), max(1, round(h * s))
+        thumbs = [
+            to_uint8(resize(to_tensor(read_image(capture.root / fp, apply_exif=False)), tw, th))
+            for fp in capture.file_paths
+        ]
+        with self._lock:
+            self._thumbs[key] = thumbs
+        return thumbs
+
+    # ------------------------------------------------------------------ runs
+    def runs(self) -> list[ws.Run]:
+        """Finished runs of the open capture (oldest first); [] when none is open."""
+        capture = self.capture
+        return ws.list_runs(capture.root) if capture is not None else []
+
+    def run_summaries(self) -> list[RunSummary]:
+        return [RunSummary.of(r) for r in self.runs()]
+
+    def run(self, run_id: str) -> ws.Run:
+        """A finished run of the open capture by id (ids come from :meth:`runs`; anything else,
+        a path in particular, is refused)."""
+        for r in self.runs():
+            if r.id == run_id:
+                return r
+        raise ValueError(f"no finished run {run_id!r} in capture {self._require_capture().name!r}")
+
+    def run_ply(self, run_id: str) -> Path:
+        """The run's gaussians.ply (full set, standard 3DGS layout)."""
+        path = self.run(run_id).path / ws.GAUSSIANS_PLY
+        if not path.is_file():
+            raise FileNotFoundError(f"run {run_id} has no {ws.GAUSSIANS_PLY}")
+        return path
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run folder (the viewer confirms first); it leaves the scene if shown."""
+        run = self.run(run_id)
+        with self._lock:
+            slots = [s for s, v in self._shown.items() if v.run_id == run_id]
+            for s in slots:
+                del self._shown[s]
+        ws.delete_run(run.path)
+        self._emit(RUNS)
+        if slots:
+            self._emit(SCENE)
+
+    def runs_changed(self) -> None:
+        """Announce new or updated runs (jobs call this after writing one)."""
+        self._emit(RUNS)
+
+    # ----------------------------------------------------------------- scene
+    @property
+    def shown(self) -> dict[str, Shown]:
+        with self._lock:
+            return dict(self._shown)
+
+    def show(self, slot: str, gaussians: Gaussians, *, run_id: str | None = None, label: str = "") -> None:
+        """Put Gaussians (full set, in the capture's world frame) in a scene slot."""
+        if slot not in SLOTS:
+            raise ValueError(f"unknown slot {slot!r}; slots: {', '.join(SLOTS)}")
+        with self._lock:
+            self._shown[slot] = Shown(slot, gaussians, run_id, label or (run_id or slot))
+        self._emit(SCENE)
+
+    def show_run(self, run_id: str, slot: str = "A") -> Shown:
+        """Load a run's Gaussians (CPU) into a slot."""
+        run = self.run(run_id)
+        self.show(slot, run.gaussians(), run_id=run_id, label=f"{run.info.get('method', '?')} {run_id}")
+        return self._shown[slot]
+
+    def hide(self, slot: str) -> None:
+        with self._lock:
+            removed = self._shown.pop(slot, None)
+        if removed is not None:
+            self._emit(SCENE)
+
+    # ----------------------------------------------------------------- close
+    def close(self) -> None:
+        """Cancel queued and running jobs and stop the worker."""
+        self.jobs.shutdown(cancel=True)
+
+
+def open_studio(config: StudioConfig) -> Studio:
+    """A Studio on the config's workspace: the demo installed on first start (``config.demo``)
+    and a capture opened: ``config.capture``, else the demo, else the first capture."""
+    studio = Studio(config.resolved_workspace(), config=config)
+    if config.demo:
+        install_demo(studio.workspace)
+    captures = studio.captures()
+    if config.capture is not None:
+        studio.open_capture(config.capture)
+    elif DEMO_NAME in captures:
+        studio.open_capture(DEMO_NAME)
+    elif captures:
+        studio.open_capture(captures[0])
+    return studio

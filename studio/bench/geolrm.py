@@ -1,0 +1,216 @@
+"""``lrm-studio bench geolrm``: GeoLRM inference time and peak memory against the number of views.
+
+One case per view count: SV3D-like orbit cameras, random images, randomly initialised weights
+(time and memory do not depend on the values), the anchor count forced to ``--anchors`` (the
+highest occupancy logits, threshold ignored). The timed call is the whole network: both
+encoders, the proposal transformer, anchor selection, the reconstruction transformer and the
+Gaussian decoding. Synchronised timing after warm-up; peak memory from the CUDA allocator (total,
+weights included, and above the weights), or on the CPU the peak-RSS growth in a fresh process.
+
+Target (issue [geolrm], H100): 21 views, 16384 anchors, at most 6 GB peak and 0.5 s.
+
+Examples:
+    lrm-studio bench geolrm --views 6,12,21                      # official size on CUDA
+    lrm-studio bench geolrm --device cpu --views 2,4             # tiny preset on the CPU
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from studio.bench.common import (
+    Timing,
+    device_description,
+    gib,
+    peak_memory,
+    print_table,
+    run_isolated,
+    save_results,
+    synchronize,
+    time_calls,
+)
+
+TARGET = {"views": 21, "anchors": 16384, "peak_gib": 6e9 / 2**30, "seconds": 0.5}
+
+
+def _case(
+    preset: str,
+    views: int,
+    anchors: int,
+    device: str,
+    precision: str,
+    attention: str,
+    image_size: int | None,
+    warmup: int,
+    repeats: int,
+    seed: int = 0,
+) -> dict:
+    from pipelines.models.geolrm.config import PRESETS
+    from pipelines.models.geolrm.model import GeoLRM, GeoLRMInputs
+    from pipelines.models.geolrm.proposal import select_anchors
+    from pipelines.models.geolrm.reconstructor import precision_context
+
+    base = PRESETS[preset]
+    cfg = replace(
+        base,
+        image_size=image_size or base.image_size,
+        proposal=replace(base.proposal, attention=attention),
+        reconstruction=replace(base.reconstruction, attention=attention),
+    )
+    anchors = min(anchors, cfg.grid_size**3)
+    dev = torch.device(device)
+    torch.manual_seed(seed)
+    with torch.device(dev):
+        net = GeoLRM(cfg).eval()
+    x = GeoLRMInputs.orbit(views, cfg.image_size, generator=torch.Generator().manual_seed(seed)).to(dev)
+    stages: dict[str, float] = {}
+
+    def run() -> int:
+        with torch.no_grad(), precision_context(precision, dev):
+            t0 = time.perf_counter()
+            logits = net.proposal(x.images, x.c2w_gl, x.K_norm)
+            sel = select_anchors(
+                logits, max_anchors=anchors, cube_half=cfg.cube_half, threshold=float("-inf"), selection="top"
+            )
+            synchronize(dev)
+            t1 = time.perf_counter()
+            raw = net.reconstruction(x, sel.xyz)
+            g = net.reconstruction.decoder.to_gaussians(sel.xyz[0], raw[0])
+            synchronize(dev)
+            stages["proposal_s"], stages["reconstruction_s"] = t1 - t0, time.perf_counter() - t1
+        return g.num
+
+    n_gaussians = run()
+    times = time_calls(run, device=dev, warmup=warmup, repeats=repeats)
+    total_peak = None
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    with peak_memory(dev) as peak:
+        run()
+    if dev.type == "cuda":
+        total_peak = torch.cuda.max_memory_allocated(dev)
+    t = Timing.of(times)
+    return {
+        "views": views,
+        "anchors": anchors,
+        "image_size": cfg.image_size,
+        "gaussians": n_gaussians,
+        "median_s": t.median_s,
+        "min_s": t.min_s,
+        "max_s": t.max_s,
+        "repeats": t.repeats,
+        "proposal_s": stages["proposal_s"],
+        "reconstruction_s": stages["reconstruction_s"],
+        "peak_above_weights_bytes": peak.bytes,
+        "peak_total_bytes": total_peak,
+        "weights_bytes": sum(p.numel() * p.element_size() for p in net.parameters()),
+    }
+
+
+def main(
+    views: str = "6,12,21",
+    anchors: int | None = None,
+    preset: str | None = None,
+    device: str = "auto",
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32",
+    attention: Literal["official", "global"] = "official",
+    image_size: int | None = None,
+    warmup: int = 1,
+    repeats: int = 5,
+    isolate: bool = True,
+    json: Path | None = None,
+) -> int:
+    """GeoLRM time and peak memory per number of input views.
+
+    Args:
+        views: comma-separated view counts.
+        anchors: anchors (voxels) per case; default 16384 for ``official``, the preset's cap otherwise.
+        preset: ``official`` (default on CUDA) or ``tiny`` (default on the CPU).
+        device: ``cuda``, ``cpu`` or ``auto``.
+        precision: fp32 (official), tf32 or bf16 (autocast).
+        attention: ``official`` (the released code's path) or ``global`` (RoPE attention over anchors).
+        image_size: square input side; default the preset's (official 448; the paper's 21-view
+            SV3D path used 560).
+        isolate: on the CPU, run each case in a fresh process so peak RSS is honest.
+        json: write the results here.
+    """
+    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    preset = preset or ("official" if dev.startswith("cuda") else "tiny")
+    if anchors is None:
+        from pipelines.models.geolrm.config import PRESETS
+
+        anchors = 16384 if preset == "official" else PRESETS[preset].max_anchors
+    rows, results = [], []
+    for v in (int(s) for s in views.split(",") if s.strip()):
+        kw = dict(
+            preset=preset,
+            views=v,
+            anchors=anchors,
+            device=dev,
+            precision=precision,
+            attention=attention,
+            image_size=image_size,
+            warmup=warmup,
+            repeats=repeats,
+        )
+        r = run_isolated("studio.bench.geolrm:_case", **kw) if (isolate and dev == "cpu") else _case(**kw)
+        results.append(r)
+        peak = r["peak_total_bytes"] if r["peak_total_bytes"] is not None else r["peak_above_weights_bytes"]
+        rows.append(
+            [
+                v,
+                r["anchors"],
+                r["image_size"],
+                r["gaussians"],
+                r["median_s"],
+                r["min_s"],
+                r["max_s"],
+                r["proposal_s"],
+                r["reconstruction_s"],
+                gib(peak),
+            ]
+        )
+    title = f"GeoLRM {preset}, {precision}, attention {attention}, {device_description(dev)}"
+    peak_col = "peak GiB (total)" if dev.startswith("cuda") else "peak RSS growth GiB"
+    print_table(
+        title,
+        [
+            "views",
+            "anchors",
+            "image",
+            "Gaussians",
+            "median s",
+            "min s",
+            "max s",
+            "proposal s",
+            "reconstruction s",
+            peak_col,
+        ],
+        rows,
+    )
+    payload = {
+        "device": device_description(dev),
+        "preset": preset,
+        "precision": precision,
+        "attention": attention,
+        "target": TARGET,
+        "results": results,
+    }
+    for r in results:
+        if (
+            preset == "official"
+            and dev.startswith("cuda")
+            and r["views"] == TARGET["views"]
+            and r["anchors"] == TARGET["anchors"]
+        ):
+            payload["target_met"] = {
+                "peak": gib(r["peak_total_bytes"]) <= TARGET["peak_gib"],
+                "time": r["median_s"] <= TARGET["seconds"],
+            }
+    save_results(json, payload)
+    return 0

@@ -1,0 +1,51 @@
+"""The studio's settings: one dataclass that ``lrm-studio serve`` parses and the viewer reads.
+
+Defaults live here and nowhere else.
+
+Default workspace: ``$LRM_STUDIO_WORKSPACE`` when set, else ``./lrm-studio-workspace`` in the
+current directory (a visible folder beside where the studio was started, so results are easy
+to find, copy and delete). A workspace holds capture folders (``<capture>/cameras.json``,
+``images/``, ``runs/``) and ``uploads/`` (files uploaded from the browser).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+WORKSPACE_ENV = "LRM_STUDIO_WORKSPACE"
+DEFAULT_WORKSPACE_NAME = "lrm-studio-workspace"
+
+
+def default_workspace() -> Path:
+    """``$LRM_STUDIO_WORKSPACE`` or ``./lrm-studio-workspace``."""
+    env = os.environ.get(WORKSPACE_ENV)
+    return Path(env) if env else Path.cwd() / DEFAULT_WORKSPACE_NAME
+
+
+@dataclass(frozen=True)
+class StudioConfig:
+    workspace: Path | None = None
+    """Workspace folder (created if missing). Default: $LRM_STUDIO_WORKSPACE, else ./lrm-studio-workspace."""
+    host: str = "127.0.0.1"
+    """Address to bind. The default serves this machine only; 0.0.0.0 exposes the studio to the network."""
+    port: int = 8080
+    """Port to serve on; the next free one is used when it is taken (0: any free port)."""
+    capture: str | None = None
+    """Capture to open at start (a folder name in the workspace). Default: the demo, else the first one."""
+    demo: bool = True
+    """Copy the bundled demo capture (assets/demo) into the workspace on first start."""
+    browser_budget: int = 1_000_000
+    """Most splats sent to the browser per result, chosen by importance; the full set stays on the server."""
+    upload_limit_mb: int = 4096
+    """Largest file the browser's upload button accepts (MiB); give bigger ones as a path on the server."""
+    thumbnail_px: int = 160
+    """Longer side of the camera-frustum thumbnails, in pixels."""
+
+    def resolved_workspace(self) -> Path:
+        return (self.workspace if self.workspace is not None else default_workspace()).expanduser().resolve()
+
+    @property
+    def upload_limit_bytes(self) -> int:
+        return self.upload_limit_mb * 1024 * 1024

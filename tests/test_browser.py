@@ -1,0 +1,171 @@
+"""The studio page in a real browser: Playwright drives Debian's headless chromium (WebGL
+through SwiftShader) against a studio served in-process on a free port.
+
+Screenshots go to test-artifacts/browser/ (gitignored). Skipped, with the reason, when
+chromium or Playwright is missing; .ci/run installs chromium with apt-get.
+"""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from studio_helpers import make_capture, make_run
+
+from pipelines.capture.images import write_image
+from studio.bench.browser import VIEWPORT, changed_fraction, headless_chromium, missing_reason, screenshot_rgb
+from studio.config import StudioConfig
+from viewer import names
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+TIMEOUT_S = 30.0
+
+
+def eventually(cond: Callable[[], object], what: str, timeout: float = TIMEOUT_S, every: float = 0.1):
+    """Poll ``cond`` until it returns something other than None or False; fail saying ``what``
+    did not happen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} (waited {timeout:.0f} s)")
+        time.sleep(every)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with headless_chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def running(tmp_path, gen):
+    from viewer.app import start_studio
+
+    ws = tmp_path / "ws"
+    make_capture(ws / "garden", 12, gen, width=96, height=64, points=300, unregistered=1)
+    run = make_run(ws / "garden", gen, n=1500, extent=0.7)
+    r = start_studio(StudioConfig(workspace=ws, port=0, demo=False))
+    r.run_dir = run
+    yield r
+    r.stop()
+
+
+def open_page(browser, running):
+    page = browser.new_page(viewport=VIEWPORT)
+    before = set(running.server.get_clients())
+    page.goto(running.url)
+    page.get_by_text("Rescan workspace").wait_for(timeout=TIMEOUT_S * 1000)
+    new = eventually(lambda: (set(running.server.get_clients()) - before) or None, "the page never connected")
+    return page, running.server.get_clients()[new.pop()]
+
+
+def artifact(name: str) -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / name
+
+
+def test_load_run_shows_splats_in_every_tab(browser, running):
+    page, client = open_page(browser, running)
+    page2, _ = open_page(browser, running)  # a second tab, open while the state changes
+    page2.get_by_role("tab", name="Runs").click()
+    page.screenshot(path=artifact("01_capture_panel.png"))
+    before = screenshot_rgb(page)
+
+    page.get_by_role("tab", name="Runs").click()
+    page.get_by_role("button", name="Show as A").click()
+    # The server holds the splat node...
+    nodes = running.server.scene._handle_from_node_name
+    eventually(lambda: names.splats("A") in nodes, "no splat node on the server")
+    assert running.viewer.scene.splat_counts["A"] == (1500, 1500)
+    # ... the other tab hears of it ...
+    page2.get_by_text(f"3dgs {running.run_dir.name}").first.wait_for(timeout=TIMEOUT_S * 1000)
+    page2.close()
+
+    # ... and the browser draws it: the view changes and is far from blank.
+    def drawn():
+        now = screenshot_rgb(page)
+        return now if changed_fraction(now, before) > 0.05 and now.std() > 20 else None
+
+    after = eventually(drawn, "the splats never appeared in the page")
+    iio.imwrite(artifact("02_splats_canvas.png"), after)
+    page.screenshot(path=artifact("02_splats_page.png"))
+    # viser's own WebGL read-back of the same client (no GUI overlays).
+    render = client.get_render(height=360, width=480, timeout=TIMEOUT_S)
+    iio.imwrite(artifact("03_client_render.png"), render)
+    assert render.shape == (360, 480, 3) and render.astype(np.float64).std() > 20
+    page.close()
+
+
+def test_delete_run_after_confirmation(browser, running):
+    page, _ = open_page(browser, running)
+    page.get_by_role("tab", name="Runs").click()
+    page.get_by_role("button", name="Delete run...").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(f"Delete run {running.run_dir.name}?").wait_for(timeout=TIMEOUT_S * 1000)
+    page.screenshot(path=artifact("04_delete_confirmation.png"))
+    assert running.run_dir.exists()  # nothing deleted before the confirmation
+    dialog.get_by_role("button", name="Delete").click()
+    eventually(lambda: not running.run_dir.exists(), "the run folder was not deleted")
+    page.get_by_text("No runs of").wait_for(timeout=TIMEOUT_S * 1000)
+    page.close()
+
+
+def test_upload_zip_of_photos_streams_to_disk(browser, running, tmp_path, gen):
+    photos = {}
+    for i in range(3):  # noisy 512x512 PNGs: the zip spans several 512 KiB upload parts
+        path = tmp_path / f"IMG {i}.png"
+        write_image(path, torch.rand(3, 512, 512, generator=gen))
+        photos[path.name] = path.read_bytes()
+    zpath = tmp_path / "my trip.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in photos.items():
+            zf.writestr(f"../../{name}", data)  # hostile member names stay inside the workspace
+    assert zpath.stat().st_size > 2 * 512 * 1024
+
+    page, _ = open_page(browser, running)
+    page.locator("input[type=file]").set_input_files(str(zpath))
+    dest = running.studio.uploads_dir / "my_trip"
+    texts = page.locator("input.mantine-TextInput-input")
+    eventually(
+        lambda: str(dest) in texts.evaluate_all("els => els.map(e => e.value)"),
+        "the Source field never showed the upload",
+    )
+    assert running.viewer.capture.source.value == str(dest) and running.viewer.capture.name.value == "my_trip"
+    page.get_by_text("folder with 3 photos").first.wait_for(timeout=TIMEOUT_S * 1000)
+    page.screenshot(path=artifact("05_upload.png"))
+    got = {p.name: p.read_bytes() for p in dest.iterdir()}
+    assert got == {name.replace(" ", "_"): data for name, data in photos.items()}
+    leftovers = [p.name for p in running.studio.uploads_dir.iterdir() if p.name != "my_trip"]
+    assert leftovers == []  # no temp part file, the zip removed after unpacking
+    assert not (running.studio.workspace.parent / "IMG_0.png").exists()
+    page.close()
+
+
+def test_job_failure_is_a_notification_that_says_why(browser, running):
+    page, _ = open_page(browser, running)
+
+    def sfm(progress, cancel):
+        progress(0.3, "matching features")
+        raise RuntimeError("only 3 of 40 frames registered; film with more overlap between frames")
+
+    job = running.studio.jobs.submit("SfM on garden", sfm)
+    assert running.studio.jobs.wait(job.id, TIMEOUT_S).status == "failed"
+    page.get_by_text("SfM on garden failed").first.wait_for(timeout=TIMEOUT_S * 1000)
+    page.get_by_text("only 3 of 40 frames registered").first.wait_for(timeout=TIMEOUT_S * 1000)
+    page.screenshot(path=artifact("06_failure_notification.png"))
+    page.close()

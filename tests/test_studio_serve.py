@@ -1,0 +1,96 @@
+"""`lrm-studio serve` and plain `lrm-studio` as a user runs them: a real process that prints
+its URL (127.0.0.1 by default), serves the page, moves to the next free port when the asked
+one is taken, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+from studio_helpers import make_capture
+
+ROOT = Path(__file__).resolve().parents[1]
+URL_RE = re.compile(r"lrm-studio: serving (http://([\d.]+):(\d+))\s+\(workspace (.+?);")
+
+
+def start(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "studio.cli", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    seen = []
+    while True:
+        try:
+            line = lines.get(timeout=60)
+        except queue.Empty:
+            proc.kill()
+            raise AssertionError("no URL printed within 60 s:\n" + "".join(seen)) from None
+        seen.append(line)
+        m = URL_RE.search(line)
+        if m:
+            return proc, m
+        if proc.poll() is not None and lines.empty():
+            raise AssertionError("lrm-studio exited before serving:\n" + "".join(seen))
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_serve_takes_next_free_port_and_stops_on_sigterm(tmp_path, gen):
+    make_capture(tmp_path / "ws" / "cap", 3, gen, points=0)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc, m = start(["serve", "--workspace", str(tmp_path / "ws"), "--port", str(port), "--no-demo"])
+        try:
+            url, host, got = m.group(1), m.group(2), int(m.group(3))
+            assert host == "127.0.0.1" and got != port and got > port
+            assert Path(m.group(4)) == (tmp_path / "ws").resolve()
+            with urllib.request.urlopen(url, timeout=20) as r:
+                assert r.status == 200 and "<html" in r.read().decode().lower()
+        finally:
+            assert stop(proc) == 0
+
+
+def test_unknown_capture_is_a_clear_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "studio.cli", "serve", "--workspace", str(tmp_path), "--capture", "nope"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "no capture 'nope'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_plain_lrm_studio_serves_the_default_workspace(tmp_path):
+    ws = tmp_path / "from-env"
+    proc, m = start([], env={"LRM_STUDIO_WORKSPACE": str(ws)})
+    try:
+        assert Path(m.group(4)) == ws.resolve() and ws.is_dir()
+        with urllib.request.urlopen(m.group(1), timeout=20) as r:
+            assert r.status == 200
+    finally:
+        assert stop(proc) == 0

@@ -1,0 +1,127 @@
+"""The studio page: panels on one viser server, wired to one shared Studio.
+
+Layout: a Jobs folder on top (progress of the running job is visible from every tab), then a
+tab group with one tab per panel. A new panel is one ``add_<name>_panel(server, studio, ...)``
+call inside its tab here, plus its refresh in :meth:`Viewer.on_change` for the topics it shows.
+
+Examples:
+    >>> running = start_studio(StudioConfig(workspace=Path("ws"), port=0))    # doctest: +SKIP
+    >>> running.url                                                           # doctest: +SKIP
+    'http://127.0.0.1:40123'
+    >>> running.stop()                                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import viser
+
+from studio.app import CAPTURE, CAPTURES, RUNS, SCENE, Studio, open_studio
+from studio.config import StudioConfig
+from viewer.panels.cameras import CamerasPanel, add_cameras_panel
+from viewer.panels.capture import CapturePanel, add_capture_panel
+from viewer.panels.jobs import JobsPanel, add_jobs_panel
+from viewer.panels.reconstruct import ReconstructPanel, add_reconstruct_panel
+from viewer.panels.runs import RunsPanel, add_runs_panel
+from viewer.scene import SceneView
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(repr=False)  # viser 1.1.1: repr of a progress bar handle raises
+class Viewer:
+    server: viser.ViserServer
+    studio: Studio
+    scene: SceneView
+    tabs: viser.GuiTabGroupHandle
+    jobs: JobsPanel
+    capture: CapturePanel
+    cameras: CamerasPanel
+    runs: RunsPanel
+    reconstruct: ReconstructPanel
+
+    def on_change(self, topic: str) -> None:
+        """Bring handles and scene nodes up to date after a studio change (any thread)."""
+        studio = self.studio
+        if topic == CAPTURES:
+            self.capture.refresh(studio)
+        elif topic == CAPTURE:
+            capture = studio.capture
+            thumbs = studio.thumbnails(studio.config.thumbnail_px) if capture is not None else None
+            self.scene.set_capture(capture, thumbs)
+            self.capture.refresh(studio)
+            self.cameras.refresh(studio, self.scene)
+            self.reconstruct.refresh(studio)
+        elif topic == RUNS:
+            self.runs.refresh(studio)
+        elif topic == SCENE:
+            self.scene.set_results(studio.shown)
+            self.runs.refresh(studio)
+
+
+def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
+    """Add the studio's panels to ``server`` and follow ``studio`` from now on."""
+    server.gui.configure_theme(
+        control_width="large", show_share_button=False
+    )  # local studio: no public tunnel
+    scene = SceneView(server, budget=studio.config.browser_budget)
+    with server.gui.add_folder("Jobs"):
+        jobs = add_jobs_panel(server, studio)
+    tabs = server.gui.add_tab_group()
+    with tabs.add_tab("Capture", icon=viser.Icon.VIDEO):
+        capture = add_capture_panel(server, studio)
+    with tabs.add_tab("Cameras", icon=viser.Icon.CAMERA):
+        cameras = add_cameras_panel(server, studio, scene)
+    with tabs.add_tab("Runs", icon=viser.Icon.LIST):
+        runs = add_runs_panel(server, studio)
+    with tabs.add_tab("Reconstruct", icon=viser.Icon.PLAYER_PLAY):
+        reconstruct = add_reconstruct_panel(server, studio)
+    viewer = Viewer(server, studio, scene, tabs, jobs, capture, cameras, runs, reconstruct)
+    studio.subscribe(viewer.on_change)
+    for topic in (CAPTURE, RUNS, SCENE):
+        viewer.on_change(topic)
+    return viewer
+
+
+@dataclass
+class StudioServer:
+    """A running studio: the viser server, the shared state and the page."""
+
+    server: viser.ViserServer
+    studio: Studio
+    viewer: Viewer
+
+    @property
+    def port(self) -> int:
+        return self.server.get_port()
+
+    @property
+    def url(self) -> str:
+        host = self.server.get_host()
+        shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+        return f"http://{shown}:{self.port}"
+
+    def stop(self) -> None:
+        """Cancel jobs, stop the worker, close the port."""
+        self.studio.close()
+        self.server.stop()
+
+
+def start_studio(config: StudioConfig) -> StudioServer:
+    """Open the workspace (demo on first start), bind ``config.host``:``config.port`` (the next
+    free port when taken) and build the page."""
+    studio = open_studio(config)
+    try:
+        server = viser.ViserServer(host=config.host, port=config.port, verbose=False)
+    except BaseException:
+        studio.close()
+        raise
+    try:
+        viewer = build_viewer(server, studio)
+    except BaseException:
+        studio.close()
+        server.stop()
+        raise
+    return StudioServer(server, studio, viewer)

@@ -1,0 +1,161 @@
+"""Capture panel: choose a capture of the workspace; bring in a new one (upload a video, a
+photo or a zip of photos, streamed to disk; or a path on the server), choose the frame count,
+ingest + SfM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import viser
+
+from studio.app import Studio
+from studio.uploads import ACCEPT, DiskUpload, UploadError, describe_source, place_upload
+from viewer.notify import notify
+from viewer.uploads import streaming_uploads
+
+NO_CAPTURES = "(no captures)"
+INGEST_PENDING_HINT = (
+    "Ingest + SfM come with pipelines.sfm (frame extraction and COLMAP through pycolmap), "
+    "which this build does not have yet."
+)
+INGEST_HINT = "Takes up to Frames frames from the source and runs COLMAP (pycolmap); progress under Jobs."
+
+
+@dataclass
+class CapturePanel:
+    capture: viser.GuiDropdownHandle  # capture folder in the workspace
+    info: viser.GuiMarkdownHandle  # frames, size, splits of the open capture
+    rescan: viser.GuiButtonHandle
+    upload: viser.GuiUploadButtonHandle  # video / photo / zip, streamed to disk
+    source: viser.GuiTextHandle  # ingest source: a video or a photo folder on the server
+    source_info: viser.GuiMarkdownHandle  # what the source is, or what is wrong with it
+    name: viser.GuiTextHandle  # name of the new capture folder
+    frames: viser.GuiSliderHandle  # how many frames to take from the source
+    ingest: viser.GuiButtonHandle  # queues ingest + SfM (disabled without pipelines.sfm)
+
+    def refresh(self, studio: Studio) -> None:
+        names = tuple(studio.captures()) or (NO_CAPTURES,)
+        if tuple(self.capture.options) != names:
+            self.capture.options = names
+        current = studio.capture.name if studio.capture is not None else names[0]
+        if self.capture.value != current and current in names:
+            self.capture.value = current
+        self.capture.disabled = names == (NO_CAPTURES,)
+        self.info.content = capture_markdown(studio)
+
+
+def capture_markdown(studio: Studio) -> str:
+    cap = studio.capture
+    if cap is None:
+        return f"No capture open. Workspace: `{studio.workspace}`"
+    n_test = len(cap.indices("test"))
+    source = cap.meta.get("source")
+    if isinstance(source, dict):  # the SfM pipeline records {"type", "path", ...}
+        source = f"{source.get('type', '')} {source.get('path', '')}".strip()
+    lines = [
+        f"**{cap.name}**: {len(cap)} frames, {cap.cameras.width}×{cap.cameras.height} px "
+        f"({len(cap) - n_test} train, {n_test} test)",
+        f"Workspace: `{studio.workspace}`",
+    ]
+    if source:
+        lines.insert(1, f"Source: `{source}`")
+    return "  \n".join(lines)
+
+
+def ingest_hint(studio: Studio) -> str:
+    return INGEST_HINT if studio.capabilities.sfm else INGEST_PENDING_HINT
+
+
+def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel:
+    """Widgets in the current GUI container; refreshed by the viewer on CAPTURES / CAPTURE."""
+    config = studio.config
+    capture = server.gui.add_dropdown("Capture", options=(NO_CAPTURES,))
+    info = server.gui.add_markdown("")
+    rescan = server.gui.add_button("Rescan workspace", icon=viser.Icon.REFRESH)
+    with server.gui.add_folder("New capture"):
+
+        def on_uploaded(client: viser.ClientHandle | None, path: Path, upload: DiskUpload) -> None:
+            try:
+                placed = place_upload(path, studio.uploads_dir, limit_bytes=config.upload_limit_bytes)
+                what = describe_source(placed)
+            except (UploadError, OSError) as e:
+                notify(server, "Upload not usable", str(e), kind="error", client=client)
+                return
+            source.value = str(placed)
+            source_info.content = f"Source: {what}"
+            if not name.value:
+                name.value = placed.stem if placed.is_file() else placed.name
+            notify(server, "Uploaded", f"{upload.name} → {placed} ({what})", kind="success", client=client)
+
+        def on_failed(client: viser.ClientHandle | None, reason: str) -> None:
+            notify(server, "Upload failed", reason, kind="error", client=client)
+
+        upload = streaming_uploads(server).add_button(
+            "Upload video / photos",
+            uploads_dir=lambda: studio.uploads_dir,
+            limit_bytes=config.upload_limit_bytes,
+            on_uploaded=on_uploaded,
+            on_failed=on_failed,
+            accept=ACCEPT,
+            hint=f"A video, a photo or a .zip of photos; at most {config.upload_limit_mb} MiB",
+        )
+        source = server.gui.add_text(
+            "Source", initial_value="", hint="A video file or a folder of photos on the server"
+        )
+        source_info = server.gui.add_markdown(
+            "Upload a video, a photo or a .zip of photos, or type a path on the server."
+        )
+        name = server.gui.add_text(
+            "Name", initial_value="", hint="Folder name of the new capture in the workspace"
+        )
+        frames = server.gui.add_slider("Frames", min=8, max=400, step=1, initial_value=150)
+        ingest = server.gui.add_button(
+            "Ingest + SfM",
+            icon=viser.Icon.CAMERA,
+            disabled=not studio.capabilities.sfm,
+            hint=ingest_hint(studio),
+        )
+    panel = CapturePanel(capture, info, rescan, upload, source, source_info, name, frames, ingest)
+
+    @capture.on_update
+    def _(event: viser.GuiEvent) -> None:
+        value = capture.value
+        current = studio.capture.name if studio.capture is not None else None
+        if value in (NO_CAPTURES, current):
+            return
+        try:
+            studio.open_capture(value)
+        except Exception as e:
+            notify(
+                server,
+                f"Could not open {value}",
+                f"{type(e).__name__}: {e}",
+                kind="error",
+                client=event.client,
+            )
+
+    @rescan.on_click
+    def _(event: viser.GuiEvent) -> None:
+        studio.rescan()
+
+    @ingest.on_click
+    def _(event: viser.GuiEvent) -> None:
+        try:
+            describe_source(source.value)
+            src = Path(source.value).expanduser()
+            job = studio.submit_sfm(src, name=name.value or src.stem, max_frames=int(frames.value))
+        except ValueError as e:  # UploadError and a taken name included
+            notify(server, "Cannot start Ingest + SfM", str(e), kind="error", client=event.client)
+            return
+        notify(server, "Queued", job.title, kind="info", client=event.client)
+
+    @source.on_update
+    def _(event: viser.GuiEvent) -> None:
+        try:
+            source_info.content = f"Source: {describe_source(source.value)}"
+        except UploadError as e:
+            source_info.content = f"⚠ {e}"
+
+    panel.refresh(studio)
+    return panel
