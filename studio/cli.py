@@ -13,6 +13,9 @@ import sys
 # name -> ("module:function", one-line help). Two-word names ("weights import") are matched first.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench render": ("studio.bench.render:main", "CPU/GPU renderer timings and peak memory"),
+    "bench synth": ("studio.bench.synth:main", "procedural-scene ray caster: views per second, CPU and GPU"),
+    "synth": ("studio.commands.synth:main", "render a procedural scene along a hand-held path into a capture"),
+    "synth demo": ("studio.commands.synth:demo", "regenerate the bundled demo capture (assets/demo)"),
     "bench geolrm": ("studio.bench.geolrm:main", "GeoLRM inference time and peak memory vs number of views"),
     "serve": ("studio.commands.serve:serve", "the studio in the browser (127.0.0.1:8080; demo capture)"),
     "bench long-lrm": ("studio.bench.long_lrm:main", "Long-LRM inference time, memory, Gaussians vs views"),
