@@ -64,3 +64,8 @@ export MAX_JOBS=${MAX_JOBS:-8}
 $PY -m pytest -q -m gpu tests/test_render.py tests/test_render_grad.py
 # gsplat timings and PSNR(gsplat, ours) on the CPU benchmark's scenes
 $PY -m studio.cli bench render --device cuda --json "$OUT/bench_render_cuda.json"
+
+# ---------------------------------------------------------------- Procedural scenes (synth)
+# ray caster on CUDA vs CPU (masks, depth, RGB), then views per second at 32 x 256^2 (object and room, 1x1 and 2x2 AA)
+$PY -m pytest -q -rs -m gpu tests/test_synth_raycast.py
+$PY -m studio.cli bench synth --device cuda --json "$OUT/bench_synth_cuda.json"
