@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ class Capabilities:
         from pipelines.models.base import MODELS
 
         def has(module: str) -> bool:
+            if module in sys.modules:  # loaded (find_spec raises on a module without __spec__)
+                return True
             try:
                 return importlib.util.find_spec(module) is not None
             except ModuleNotFoundError:

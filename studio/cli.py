@@ -13,6 +13,10 @@ import sys
 # name -> ("module:function", one-line help). Two-word names ("weights import") are matched first.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench render": ("studio.bench.render:main", "CPU/GPU renderer timings and peak memory"),
+    "bench sfm": ("studio.bench.sfm:main", "SfM stage times and pose accuracy on the synth demo video"),
+    "sfm": ("studio.commands.capture:sfm", "a capture from a video or photos (pycolmap SfM)"),
+    "import": ("studio.commands.capture:import_capture", "a capture from COLMAP, nerfstudio or Long-LRM"),
+    "export": ("studio.commands.capture:export", "a capture's cameras for nerfstudio or Long-LRM"),
     "bench synth": ("studio.bench.synth:main", "procedural-scene ray caster: views per second, CPU and GPU"),
     "synth": ("studio.commands.synth:main", "render a procedural scene along a hand-held path into a capture"),
     "synth demo": ("studio.commands.synth:demo", "regenerate the bundled demo capture (assets/demo)"),
