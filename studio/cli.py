@@ -18,6 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench long-lrm": ("studio.bench.long_lrm:main", "Long-LRM inference time, memory, Gaussians vs views"),
     "reconstruct": ("studio.commands.reconstruct:main", "run a feed-forward model on a capture"),
     "weights import": ("studio.commands.weights:main", "convert an official checkpoint to safetensors"),
+    "optimize": ("studio.commands.optimize:main", "3DGS optimization of a capture (gsplat's recipe; CPU or CUDA)"),
+    "eval": ("studio.commands.eval:main", "PSNR / SSIM / LPIPS of a run on its capture's test split"),
+    "bench optimize": ("studio.bench.optimize:main", "3DGS optimizer: CPU steps/s; on CUDA ours vs gsplat's trainer"),
 }
 
 
