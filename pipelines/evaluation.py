@@ -54,7 +54,8 @@ class EvalResult:
         }
 
     def to_metrics(self) -> dict:
-        """run.json's "metrics" value: {"test": summary, "per_view": [...], "resolution": [W, H], "views": n}."""
+        """run.json's "metrics" value: {"test": summary, "per_view": [...], "resolution": [W, H],
+        "views": n}."""
         return {
             "test": self.summary(),
             "per_view": [
@@ -100,8 +101,9 @@ def evaluate(
     for i in range(V):
         check(cancel)
         progress(i / max(V, 1), f"evaluating view {i + 1}/{V}")
-        out = render(g, cams[i], sh_degree=sh_degree, background=background, near_plane=near_plane,
-                     far_plane=far_plane)  # fmt: skip
+        out = render(
+            g, cams[i], sh_degree=sh_degree, background=background, near_plane=near_plane, far_plane=far_plane
+        )
         pred = out.rgb[0].clamp(0, 1).permute(2, 0, 1)  # [3, H, W]
         gt = images[i].to(pred).permute(2, 0, 1)
         lp = float(lpips(pred, gt)) if lpips is not None else None

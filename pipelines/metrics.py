@@ -135,14 +135,16 @@ def lpips_missing_reason(directory: str | os.PathLike | None = None) -> str | No
     )
 
 
-def lpips_distance(feats0: Sequence[Tensor], feats1: Sequence[Tensor], lin_weights: Sequence[Tensor]) -> Tensor:
+def lpips_distance(
+    feats0: Sequence[Tensor], feats1: Sequence[Tensor], lin_weights: Sequence[Tensor]
+) -> Tensor:
     """The LPIPS formula on feature maps: for each layer l, features [B,C_l,h,w] normalized to
     unit length along channels (x / (||x|| + 1e-10)), squared difference, 1x1 linear weights
     lin_weights[l] [1,C_l,1,1] (or [C_l]), mean over the h x w positions; summed over layers.
     Returns [B]."""
     assert len(feats0) == len(feats1) == len(lin_weights), (len(feats0), len(feats1), len(lin_weights))
     total = None
-    for f0, f1, w in zip(feats0, feats1, lin_weights):
+    for f0, f1, w in zip(feats0, feats1, lin_weights, strict=True):
         assert f0.shape == f1.shape and f0.ndim == 4, (tuple(f0.shape), tuple(f1.shape))
         n0 = f0 / (f0.square().sum(dim=1, keepdim=True).sqrt() + 1e-10)
         n1 = f1 / (f1.square().sum(dim=1, keepdim=True).sqrt() + 1e-10)
@@ -172,14 +174,19 @@ class LPIPS:
 
     ``lpips(pred, gt)`` takes images [...,3,H,W] in [0,1] (H, W >= 32) and returns [...]."""
 
-    def __init__(self, alexnet: dict[str, Tensor], linear: dict[str, Tensor], device: torch.device | str = "cpu"):
+    def __init__(
+        self, alexnet: dict[str, Tensor], linear: dict[str, Tensor], device: torch.device | str = "cpu"
+    ) -> None:
         self.convs: list[tuple[Tensor, Tensor, int, int, bool]] = []
         for idx, stride, pad, pool in ALEXNET_CONVS:
             w, b = alexnet.get(f"features.{idx}.weight"), alexnet.get(f"features.{idx}.bias")
             if w is None or b is None:
-                raise ValueError(f"AlexNet weights: features.{idx}.weight/bias missing; not a torchvision alexnet state dict")
+                raise ValueError(
+                    f"AlexNet weights: features.{idx}.weight/bias missing; "
+                    "not a torchvision alexnet state dict"
+                )
             self.convs.append((w.float().to(device), b.float().to(device), stride, pad, pool))
-        for (w, *_), c in zip(self.convs, ALEXNET_CHANNELS):
+        for (w, *_), c in zip(self.convs, ALEXNET_CHANNELS, strict=True):
             if w.shape[0] != c:
                 raise ValueError(f"AlexNet weights: a layer has {w.shape[0]} channels, expected {c}")
         self.lin = [w.to(device) for w in _linear_weights(linear)]
@@ -187,7 +194,9 @@ class LPIPS:
         self.scale = torch.tensor(LPIPS_SCALE, device=device).view(1, 3, 1, 1)
 
     @staticmethod
-    def from_files(alexnet: str | os.PathLike, linear: str | os.PathLike, device: torch.device | str = "cpu") -> LPIPS:
+    def from_files(
+        alexnet: str | os.PathLike, linear: str | os.PathLike, device: torch.device | str = "cpu"
+    ) -> LPIPS:
         return LPIPS(
             torch.load(alexnet, map_location="cpu", weights_only=True),
             torch.load(linear, map_location="cpu", weights_only=True),
@@ -211,11 +220,15 @@ class LPIPS:
         lead = pred.shape[:-3]
         x = pred.reshape(-1, *pred.shape[-3:])
         y = gt.reshape(-1, *gt.shape[-3:])
-        assert min(x.shape[-2:]) >= 32, f"LPIPS (AlexNet) needs images of at least 32x32, got {tuple(x.shape[-2:])}"
+        assert min(x.shape[-2:]) >= 32, (
+            f"LPIPS (AlexNet) needs images of at least 32x32, got {tuple(x.shape[-2:])}"
+        )
         return lpips_distance(self.features(x), self.features(y), self.lin).reshape(lead)
 
 
-def load_lpips(directory: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> LPIPS | None:
+def load_lpips(
+    directory: str | os.PathLike | None = None, device: torch.device | str = "cpu"
+) -> LPIPS | None:
     """LPIPS from locally found weights (see the module docstring), or None (logged once why)."""
     alex, lin = find_lpips_files(directory)
     if alex is None or lin is None:

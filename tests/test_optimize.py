@@ -11,7 +11,6 @@ import random
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -43,8 +42,9 @@ def scene(tmp_path_factory):
     seed = int(os.environ.get("LRM_TEST_SEED", random.randrange(2**31)))
     print(f"scene seed={seed}")
     root = tmp_path_factory.mktemp("optimize") / "capture"
-    capture, gt = write_gaussian_capture(root, seed=seed, num_gaussians=200, width=48, height=48, points=500,
-                                         scale_range=(0.08, 0.25))  # fmt: skip
+    capture, gt = write_gaussian_capture(
+        root, seed=seed, num_gaussians=200, width=48, height=48, points=500, scale_range=(0.08, 0.25)
+    )
     return capture, gt, seed
 
 
@@ -52,16 +52,26 @@ def small_config(steps: int, **kw) -> OptimizeConfig:
     """cpu-fast, compressed to ``steps``: densification from step 100 every 50 until 250, SH
     raised every 100 steps, no opacity reset."""
     base = preset("cpu-fast")
-    densify = replace(base.densify, refine_start_iter=100, refine_every=50, refine_stop_iter=250, reset_every=100_000)
-    cfg = replace(base, steps=steps, sh_degree_interval=100, densify=densify, eval_every=100, live_every=50,
-                  checkpoint_every=0)  # fmt: skip
+    densify = replace(
+        base.densify, refine_start_iter=100, refine_every=50, refine_stop_iter=250, reset_every=100_000
+    )
+    cfg = replace(
+        base,
+        steps=steps,
+        sh_degree_interval=100,
+        densify=densify,
+        eval_every=100,
+        live_every=50,
+        checkpoint_every=0,
+    )
     return replace(cfg, **kw)
 
 
 def sfm_init(capture: Capture) -> object:
     xyz, rgb = capture.load_points()
-    return init_from_points(torch.from_numpy(xyz), torch.from_numpy(rgb).float() / 255,
-                            generator=torch.Generator().manual_seed(0))  # fmt: skip
+    return init_from_points(
+        torch.from_numpy(xyz), torch.from_numpy(rgb).float() / 255, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def test_test_psnr_rises_above_25_db(scene):
@@ -77,11 +87,14 @@ def test_test_psnr_rises_above_25_db(scene):
     assert result.skipped == [] and result.steps_done == 500
     losses = [loss for _, loss in result.history["loss"]]
     assert sum(losses[-3:]) / 3 < 0.6 * sum(losses[:2]) / 2, losses
-    # live updates: every 50 steps with Gaussians, plus one per evaluation with the test scores
+    # live updates: every 50 steps, the Gaussians every 100 (and at the start and the end), plus
+    # one per evaluation with the test scores
     train_updates = [u for u in updates if u.test is None]
     assert [u.step for u in train_updates] == list(range(0, 501, 50))
-    assert all(u.gaussians is not None and u.gaussians.num == u.num_gaussians for u in train_updates)
-    assert [u.step for u in updates if u.test is not None] == [100, 200, 300, 400, 500]
+    with_g = [u for u in train_updates if u.gaussians is not None]
+    assert [u.step for u in with_g] == list(range(0, 501, 100))
+    assert all(u.gaussians.num == u.num_gaussians for u in with_g)
+    assert [u.step for u in updates if u.test is not None] == [0, 100, 200, 300, 400, 500]
     assert max(u.num_gaussians for u in updates) > 500  # densification grew the set
 
 
@@ -106,9 +119,20 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(scene, tmp_path):
     """Densification (splits draw random numbers), SH raises and the view order all cross the
     checkpoint; the resumed run's Gaussians equal the uninterrupted run's bit for bit."""
     capture, _, _ = scene
-    cfg = replace(small_config(160), checkpoint_every=80, eval_every=0, live_every=40,
-                  densify=replace(small_config(1).densify, refine_start_iter=20, refine_every=20,
-                                  refine_stop_iter=150, reset_every=60))  # fmt: skip
+    cfg = replace(
+        small_config(160),
+        checkpoint_every=80,
+        eval_every=0,
+        live_every=40,
+        snapshot_every=40,
+        densify=replace(
+            small_config(1).densify,
+            refine_start_iter=20,
+            refine_every=20,
+            refine_stop_iter=150,
+            reset_every=60,
+        ),
+    )
     whole = optimize(capture.root, config=cfg, device="cpu")
 
     def crash(update):
@@ -117,7 +141,9 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(scene, tmp_path):
 
     with pytest.raises(RuntimeError, match="simulated crash"):
         optimize(capture.root, config=cfg, device="cpu", on_update=crash)
-    crashed = max((p for p in capture.runs_dir.iterdir() if (p / CHECKPOINT).is_file()), key=lambda p: p.stat().st_mtime)
+    crashed = max(
+        (p for p in capture.runs_dir.iterdir() if (p / CHECKPOINT).is_file()), key=lambda p: p.stat().st_mtime
+    )
     assert not (crashed / "run.json").exists()
     state = load_checkpoint(crashed / CHECKPOINT)
     assert state["step"] == 80
@@ -148,7 +174,11 @@ def test_nan_and_exploding_steps_are_skipped_without_an_update(scene):
     data, nan_view, big_view = _corrupt_data(capture)
     cfg = small_config(60, live_every=0, eval_every=0)
     trainer = Trainer(data, sfm_init(capture), cfg)
-    order, state, expected = ViewOrder(len(data.train_cameras), cfg.seed), ViewOrder(len(data.train_cameras), cfg.seed).init_state(), []
+    order, state, expected = (
+        ViewOrder(len(data.train_cameras), cfg.seed),
+        ViewOrder(len(data.train_cameras), cfg.seed).init_state(),
+        [],
+    )
     for step in range(60):
         v, state = order.next(state)
         if v in (nan_view, big_view):
@@ -159,7 +189,10 @@ def test_nan_and_exploding_steps_are_skipped_without_an_update(scene):
         v, _ = trainer.view_order.next(trainer.order_state)
         if v == nan_view and not checked:  # a skipped step changes no parameter and no Adam state
             params = {k: p.detach().clone() for k, p in trainer.params.items()}
-            adam = {k: {s: t.clone() for s, t in o.state[trainer.params[k]].items()} for k, o in trainer.optimizers.items()}
+            adam = {
+                k: {s: t.clone() for s, t in o.state[trainer.params[k]].items()}
+                for k, o in trainer.optimizers.items()
+            }
             assert trainer.train_step() is None
             for k, p in trainer.params.items():
                 assert torch.equal(p.detach(), params[k]) and p.grad is None
@@ -170,7 +203,7 @@ def test_nan_and_exploding_steps_are_skipped_without_an_update(scene):
             trainer.train_step()
     assert checked
     assert [s.step for s in trainer.skipped] == [step for step, _ in expected]
-    reasons = {v: r.reason for (_, v), r in zip(expected, trainer.skipped)}
+    reasons = {v: r.reason for (_, v), r in zip(expected, trainer.skipped, strict=True)}
     assert reasons[nan_view] == "non-finite loss"
     assert reasons[big_view].startswith("loss ") and "above max_loss" in reasons[big_view]
     g = trainer.gaussians()
@@ -184,8 +217,12 @@ def test_skipped_steps_are_reported_in_run_json(scene, monkeypatch):
 
     monkeypatch.setattr(cmd, "load_training_data", lambda *a, **k: data)
     messages = []
-    out = optimize(capture.root, config=small_config(40, eval_every=0), device="cpu",
-                   progress=lambda f, m: messages.append(m))  # fmt: skip
+    out = optimize(
+        capture.root,
+        config=small_config(40, eval_every=0),
+        device="cpu",
+        progress=lambda f, m: messages.append(m),
+    )
     info = Run.load(out).info
     skipped = info["skipped_steps"]
     assert skipped["count"] > 0 and len(skipped["steps"]) == skipped["count"]
@@ -197,7 +234,9 @@ def test_skipped_steps_are_reported_in_run_json(scene, monkeypatch):
 def test_repeated_failures_abort_and_keep_the_last_good_checkpoint(scene, tmp_path):
     capture, _, _ = scene
     data = load_training_data(capture)
-    cfg = small_config(200, checkpoint_every=30, live_every=10, eval_every=0, max_skips_in_a_row=5)
+    cfg = small_config(
+        200, checkpoint_every=30, live_every=10, snapshot_every=10, eval_every=0, max_skips_in_a_row=5
+    )
     trainer = Trainer(data, sfm_init(capture), cfg)
     ckpt = tmp_path / "checkpoint.pt"
 
@@ -215,7 +254,9 @@ def test_repeated_failures_abort_and_keep_the_last_good_checkpoint(scene, tmp_pa
 
 def test_pause_resume_and_stop(scene):
     capture, _, _ = scene
-    trainer = Trainer(load_training_data(capture), sfm_init(capture), small_config(10_000, eval_every=0, live_every=0))
+    trainer = Trainer(
+        load_training_data(capture), sfm_init(capture), small_config(10_000, eval_every=0, live_every=0)
+    )
     pause, stop = threading.Event(), threading.Event()
     result = {}
     worker = threading.Thread(target=lambda: result.update(r=trainer.run(pause=pause, stop=stop)))
@@ -247,8 +288,13 @@ def test_cancel_writes_a_checkpoint_and_resume_finishes(scene):
             token.cancel()
 
     with pytest.raises(RunCancelled) as info:
-        optimize(capture.root, config=small_config(60, eval_every=0, live_every=10), device="cpu",
-                 cancel=token, on_update=cancel_at_30)  # fmt: skip
+        optimize(
+            capture.root,
+            config=small_config(60, eval_every=0, live_every=10, snapshot_every=10),
+            device="cpu",
+            cancel=token,
+            on_update=cancel_at_30,
+        )
     assert isinstance(info.value, Cancelled) and info.value.step == 30
     with pytest.raises(ValueError, match="drop --steps"):
         optimize(resume=info.value.run_dir, steps=10)

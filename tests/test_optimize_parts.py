@@ -36,12 +36,21 @@ def _info(params, gen, width=64, height=48):
     means2d = torch.zeros(1, n, 2, requires_grad=True)
     means2d.grad = 1e-6 * torch.randn(1, n, 2, generator=gen)  # far below grow_grad2d
     radii = torch.full((1, n, 2), 3, dtype=torch.int32)
-    return {"means2d": means2d, "radii": radii, "width": width, "height": height, "n_cameras": 1, "gaussian_ids": None}
+    return {
+        "means2d": means2d,
+        "radii": radii,
+        "width": width,
+        "height": height,
+        "n_cameras": 1,
+        "gaussian_ids": None,
+    }
 
 
 @pytest.mark.parametrize("step_kind", ["reset", "not_multiple", "after_stop"])
 def test_opacity_reset_fires_at_reset_every(gen, step_kind):
-    s = DefaultStrategy(reset_every=300, refine_every=100, refine_start_iter=50, refine_stop_iter=1000, prune_opa=0.005)
+    s = DefaultStrategy(
+        reset_every=300, refine_every=100, refine_start_iter=50, refine_stop_iter=1000, prune_opa=0.005
+    )
     step = {"reset": 600, "not_multiple": 650, "after_stop": 1200}[step_kind]
     params, opts = _params_and_optimizers(gen, 200)
     state = s.initialize_state(scene_scale=100.0)  # nothing counts as too big
@@ -76,8 +85,9 @@ def test_gsplat_1_5_3_default_strategy_never_resets(gen):
 
 def test_cap_limits_growth_to_the_largest_gradients(gen):
     n, cap = 300, 340
-    s = DefaultStrategy(refine_start_iter=0, refine_every=10, reset_every=10_000, grow_grad2d=1e-4,
-                        prune_opa=0.0, cap_max=cap)  # fmt: skip
+    s = DefaultStrategy(
+        refine_start_iter=0, refine_every=10, reset_every=10_000, grow_grad2d=1e-4, prune_opa=0.0, cap_max=cap
+    )
     params, opts = _params_and_optimizers(gen, n)
     state = s.initialize_state(scene_scale=1e4)  # all Gaussians "small": growth duplicates them
     info = _info(params, gen)

@@ -26,8 +26,25 @@ from pipelines.optimize.trainer import (
 )
 
 __all__ = [
-    "PRESETS", "DensifyConfig", "LearningRates", "MCMCConfig", "OptimizeConfig", "default_preset", "preset",
-    "TrainingData", "load_training_data", "training_size", "from_params", "init_from_points", "scene_scale",
-    "to_params", "LiveUpdate", "OptimizationDiverged", "SkippedStep", "Trainer", "TrainResult",
-    "load_checkpoint", "save_checkpoint",
-]  # fmt: skip
+    "PRESETS",
+    "DensifyConfig",
+    "LearningRates",
+    "MCMCConfig",
+    "OptimizeConfig",
+    "default_preset",
+    "preset",
+    "TrainingData",
+    "load_training_data",
+    "training_size",
+    "from_params",
+    "init_from_points",
+    "scene_scale",
+    "to_params",
+    "LiveUpdate",
+    "OptimizationDiverged",
+    "SkippedStep",
+    "Trainer",
+    "TrainResult",
+    "load_checkpoint",
+    "save_checkpoint",
+]

@@ -107,7 +107,8 @@ class OptimizeConfig:
     far_plane: float = 1e10
     seed: int = 42  # view order, init rotations, densification noise
     # live reporting, evaluation and checkpoints (in steps; 0 turns one off)
-    live_every: int = 100  # callback with the current Gaussians, loss and step time
+    live_every: int = 100  # callback with the loss and step time
+    snapshot_every: int = 1000  # ... carrying a copy of the current Gaussians (a multiple of live_every)
     eval_every: int = 1000  # PSNR / SSIM (/ LPIPS) on the test split
     checkpoint_every: int = 1000
     # divergence guard: a step whose loss is not finite or above max_loss, or whose gradients
@@ -120,9 +121,14 @@ class OptimizeConfig:
         assert self.downscale >= 1.0, f"downscale must be >= 1 (1: full resolution), got {self.downscale}"
         assert self.max_side is None or self.max_side >= 16, f"max_side must be >= 16, got {self.max_side}"
         assert 0 <= self.sh_degree <= 3, f"sh_degree must be 0..3, got {self.sh_degree}"
-        assert self.sh_degree_interval > 0, f"sh_degree_interval must be positive, got {self.sh_degree_interval}"
+        assert self.sh_degree_interval > 0, (
+            f"sh_degree_interval must be positive, got {self.sh_degree_interval}"
+        )
         assert self.strategy in ("default", "mcmc"), f"unknown strategy {self.strategy!r} (default, mcmc)"
         assert len(self.background) == 3, f"background must be 3 values, got {self.background}"
+        assert not (self.live_every and self.snapshot_every) or self.snapshot_every % self.live_every == 0, (
+            f"snapshot_every ({self.snapshot_every}) must be a multiple of live_every ({self.live_every})"
+        )
 
     @property
     def reduced(self) -> bool:
@@ -177,6 +183,7 @@ PRESETS: dict[str, OptimizeConfig] = {
             cap_max=20_000,
         ),
         live_every=50,
+        snapshot_every=100,
         eval_every=250,
         checkpoint_every=500,
     ),
@@ -195,6 +202,12 @@ def default_preset(device: torch.device | str) -> str:
 
 
 __all__ = [
-    "OptimizeConfig", "LearningRates", "DensifyConfig", "MCMCConfig", "PRESETS", "preset", "default_preset",
+    "OptimizeConfig",
+    "LearningRates",
+    "DensifyConfig",
+    "MCMCConfig",
+    "PRESETS",
+    "preset",
+    "default_preset",
     "replace",
-]  # fmt: skip
+]

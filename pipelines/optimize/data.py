@@ -32,12 +32,14 @@ class TrainingData:
 
     def __post_init__(self) -> None:
         v, t = len(self.train_cameras), len(self.test_cameras)
-        assert self.train_images.ndim == 4 and self.train_images.shape[0] == v and self.train_images.shape[-1] == 3, (
-            f"train_images must be [{v},H,W,3], got {tuple(self.train_images.shape)}"
-        )
-        assert self.test_images.ndim == 4 and self.test_images.shape[0] == t and self.test_images.shape[-1] == 3, (
-            f"test_images must be [{t},H,W,3], got {tuple(self.test_images.shape)}"
-        )
+        assert (
+            self.train_images.ndim == 4
+            and self.train_images.shape[0] == v
+            and self.train_images.shape[-1] == 3
+        ), f"train_images must be [{v},H,W,3], got {tuple(self.train_images.shape)}"
+        assert (
+            self.test_images.ndim == 4 and self.test_images.shape[0] == t and self.test_images.shape[-1] == 3
+        ), f"test_images must be [{t},H,W,3], got {tuple(self.test_images.shape)}"
         assert v > 0, "no training views"
         h, w = self.train_images.shape[1:3]
         assert (self.train_cameras.height, self.train_cameras.width) == (h, w), (
@@ -46,7 +48,9 @@ class TrainingData:
         if not self.test_names:
             self.test_names = [f"test_{i:03d}" for i in range(t)]
         if self.all_cameras is None:
-            self.all_cameras = Cameras.cat([self.train_cameras, self.test_cameras]) if t else self.train_cameras
+            self.all_cameras = (
+                Cameras.cat([self.train_cameras, self.test_cameras]) if t else self.train_cameras
+            )
 
     @property
     def width(self) -> int:
@@ -58,12 +62,18 @@ class TrainingData:
 
     def to(self, device: torch.device | str) -> TrainingData:
         return TrainingData(
-            self.train_images.to(device), self.train_cameras.to(device), self.test_images.to(device),
-            self.test_cameras.to(device), list(self.test_names), self.all_cameras.to(device),
-        )  # fmt: skip
+            self.train_images.to(device),
+            self.train_cameras.to(device),
+            self.test_images.to(device),
+            self.test_cameras.to(device),
+            list(self.test_names),
+            self.all_cameras.to(device),
+        )
 
 
-def training_size(width: int, height: int, downscale: float = 1.0, max_side: int | None = None) -> tuple[int, int]:
+def training_size(
+    width: int, height: int, downscale: float = 1.0, max_side: int | None = None
+) -> tuple[int, int]:
     """(width, height) after dividing by ``downscale`` and, if needed, further so the longer side
     is at most ``max_side``; sides rounded to whole pixels."""
     factor = max(downscale, 1.0)

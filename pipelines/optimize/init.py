@@ -76,20 +76,28 @@ def init_from_points(
     sh = torch.zeros(n, num_sh_bases(sh_degree), 3)
     sh[:, 0] = rgb_to_sh0(rgb.float())
     logit = math.log(opacity / (1 - opacity))
-    return Gaussians(xyz.clone(), torch.rand(n, 4, generator=generator), log_scales, torch.full((n,), logit), sh)
+    return Gaussians(
+        xyz.clone(), torch.rand(n, 4, generator=generator), log_scales, torch.full((n,), logit), sh
+    )
 
 
 def to_params(g: Gaussians) -> torch.nn.ParameterDict:
     """Trainable parameters (copies) with gsplat's names."""
     g = g.detach()
     tensors = {
-        "means": g.means, "scales": g.log_scales, "quats": g.quats, "opacities": g.opacity_logits,
-        "sh0": g.sh[:, :1], "shN": g.sh[:, 1:],
-    }  # fmt: skip
+        "means": g.means,
+        "scales": g.log_scales,
+        "quats": g.quats,
+        "opacities": g.opacity_logits,
+        "sh0": g.sh[:, :1],
+        "shN": g.sh[:, 1:],
+    }
     return torch.nn.ParameterDict({k: torch.nn.Parameter(v.clone().contiguous()) for k, v in tensors.items()})
 
 
-def from_params(params: torch.nn.ParameterDict | dict[str, Tensor], sh_degree: int | None = None) -> Gaussians:
+def from_params(
+    params: torch.nn.ParameterDict | dict[str, Tensor], sh_degree: int | None = None
+) -> Gaussians:
     """Gaussians built from the parameters (differentiable: the tensors are the parameters), with
     SH bands up to ``sh_degree`` (default: all; fewer bands skip copying the rest)."""
     shN = params["shN"]

@@ -84,9 +84,13 @@ def make_strategy(config: OptimizeConfig, device: torch.device | str) -> Strateg
             )
         m = config.mcmc
         return MCMCStrategy(
-            cap_max=m.cap_max, noise_lr=m.noise_lr, refine_start_iter=m.refine_start_iter,
-            refine_stop_iter=m.refine_stop_iter, refine_every=m.refine_every, min_opacity=m.min_opacity,
-        )  # fmt: skip
+            cap_max=m.cap_max,
+            noise_lr=m.noise_lr,
+            refine_start_iter=m.refine_start_iter,
+            refine_stop_iter=m.refine_stop_iter,
+            refine_every=m.refine_every,
+            min_opacity=m.min_opacity,
+        )
     return DefaultStrategy(**asdict(config.densify))
 
 

@@ -13,8 +13,9 @@ state untouched, the step counted (``Trainer.skipped``, reported in run.json and
 message). ``config.max_skips_in_a_row`` skipped steps in a row raise
 :class:`OptimizationDiverged`; checkpoints written before stay as they were.
 
-Live: :meth:`Trainer.run` calls ``on_update(LiveUpdate)`` every ``live_every`` steps (a CPU copy
-of the Gaussians, mean loss and step time since the last update) and after each evaluation on
+Live: :meth:`Trainer.run` calls ``on_update(LiveUpdate)`` every ``live_every`` steps (mean loss
+and step time since the last update; every ``snapshot_every`` steps also a CPU copy of the
+Gaussians) and after each evaluation on
 the test split (every ``eval_every`` steps; PSNR, SSIM, LPIPS when given); it waits while
 ``pause`` is set, ends early (keeping the result) when ``stop`` is set, and on a cancelled
 token writes a checkpoint and raises :class:`~pipelines.progress.Cancelled`.
@@ -149,7 +150,9 @@ class Trainer:
         self.scene_scale = float(scene_scale) if scene_scale is not None else _scene_scale(data)
         self.strategy = make_strategy(config, self.device)
         self.sh_schedule = ShDegreeSchedule(config.sh_degree_interval, config.sh_degree)
-        self.means_lr = ExponentialDecay(config.lr.means * self.scene_scale, config.lr.means_final_ratio, config.steps)
+        self.means_lr = ExponentialDecay(
+            config.lr.means * self.scene_scale, config.lr.means_final_ratio, config.steps
+        )
         self.view_order = ViewOrder(len(self.data.train_cameras), config.seed)
         self.background = torch.tensor(config.background, dtype=torch.float32, device=self.device)
         g = init.with_sh_degree(config.sh_degree).to(self.device, torch.float32)
@@ -171,14 +174,22 @@ class Trainer:
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         lr = self.config.lr
         rates = {
-            "means": self.means_lr.at(0), "scales": lr.scales, "quats": lr.quats, "opacities": lr.opacities,
-            "sh0": lr.sh0, "shN": lr.shN,
-        }  # fmt: skip
+            "means": self.means_lr.at(0),
+            "scales": lr.scales,
+            "quats": lr.quats,
+            "opacities": lr.opacities,
+            "sh0": lr.sh0,
+            "shN": lr.shN,
+        }
         # Fused Adam: simple_trainer's choice on CUDA; on the CPU ~6x faster than the default
         # per-tensor loop for 20k Gaussians (one thread), and deterministic on both.
         return {
-            name: torch.optim.Adam([{"params": self.params[name], "lr": rates[name], "name": name}], eps=lr.eps,
-                                   betas=(0.9, 0.999), fused=True)  # fmt: skip
+            name: torch.optim.Adam(
+                [{"params": self.params[name], "lr": rates[name], "name": name}],
+                eps=lr.eps,
+                betas=(0.9, 0.999),
+                fused=True,
+            )
             for name in PARAM_NAMES
         }
 
@@ -228,9 +239,14 @@ class Trainer:
         absgrad = isinstance(self.strategy, DefaultStrategy) and self.strategy.absgrad
         degree = self.sh_degree(step)
         out = render(
-            from_params(self.params, degree), cam, sh_degree=degree, background=self.background,
-            near_plane=cfg.near_plane, far_plane=cfg.far_plane, absgrad=absgrad,
-        )  # fmt: skip
+            from_params(self.params, degree),
+            cam,
+            sh_degree=degree,
+            background=self.background,
+            near_plane=cfg.near_plane,
+            far_plane=cfg.far_plane,
+            absgrad=absgrad,
+        )
         if isinstance(self.strategy, DefaultStrategy):
             self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, step, out.meta)
         l1 = (out.rgb - gt).abs().mean()
@@ -260,11 +276,18 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
         with self._strategy_rng():
             if isinstance(self.strategy, DefaultStrategy):
-                self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, step, out.meta,
-                                                 packed=False)  # fmt: skip
+                self.strategy.step_post_backward(
+                    self.params, self.optimizers, self.strategy_state, step, out.meta, packed=False
+                )
             else:  # simple_trainer passes the means' rate after its scheduler stepped
-                self.strategy.step_post_backward(self.params, self.optimizers, self.strategy_state, step, out.meta,
-                                                 lr=self.means_lr.at(step + 1))  # fmt: skip
+                self.strategy.step_post_backward(
+                    self.params,
+                    self.optimizers,
+                    self.strategy_state,
+                    step,
+                    out.meta,
+                    lr=self.means_lr.at(step + 1),
+                )
         self.step += 1
         return value
 
@@ -284,17 +307,27 @@ class Trainer:
         return None
 
     # ------------------------------------------------------------------- eval
-    def evaluate(self, *, progress: Progress = no_progress, cancel: CancelToken | None = None) -> EvalResult | None:
+    def evaluate(
+        self, *, progress: Progress = no_progress, cancel: CancelToken | None = None
+    ) -> EvalResult | None:
         """Scores on the test split at the training resolution (None without test views)."""
         if len(self.data.test_cameras) == 0:
             return None
         t0 = time.perf_counter()
         with torch.no_grad():
             result = evaluate(
-                from_params(self.params).detach(), self.data.test_cameras, self.data.test_images,
-                self.data.test_names, sh_degree=self.sh_degree(), background=self.background, lpips=self.lpips,
-                near_plane=self.config.near_plane, far_plane=self.config.far_plane, progress=progress, cancel=cancel,
-            )  # fmt: skip
+                from_params(self.params).detach(),
+                self.data.test_cameras,
+                self.data.test_images,
+                self.data.test_names,
+                sh_degree=self.sh_degree(),
+                background=self.background,
+                lpips=self.lpips,
+                near_plane=self.config.near_plane,
+                far_plane=self.config.far_plane,
+                progress=progress,
+                cancel=cancel,
+            )
         self.timings["eval_s"] += time.perf_counter() - t0
         s = result.summary()
         self.history["test"].append([self.step, s["psnr"], s["ssim"], s["lpips"]])
@@ -321,6 +354,7 @@ class Trainer:
         cfg = self.config
         window = _Window()
         stopped = False
+        last_snapshot = -1  # the step of the last update that carried the Gaussians
 
         def save() -> None:
             if checkpoint_path is not None:
@@ -329,6 +363,7 @@ class Trainer:
                 self.timings["checkpoint_s"] += time.perf_counter() - t0
 
         def report(test: dict | None = None, with_gaussians: bool = True) -> None:
+            nonlocal last_snapshot
             n = self.num_gaussians
             loss = sum(window.losses) / len(window.losses) if window.losses else None
             dt = sum(window.times) / len(window.times) if window.times else 0.0
@@ -337,11 +372,21 @@ class Trainer:
                 self.history["num_gaussians"].append([self.step, n])
             if on_update is not None:
                 t0 = time.perf_counter()
-                on_update(LiveUpdate(
-                    step=self.step, steps=cfg.steps, loss=loss, step_time_s=dt, num_gaussians=n,
-                    sh_degree=self.sh_degree(), skipped_steps=len(self.skipped),
-                    gaussians=self.gaussians() if with_gaussians else None, test=test,
-                ))  # fmt: skip
+                if with_gaussians:
+                    last_snapshot = self.step
+                on_update(
+                    LiveUpdate(
+                        step=self.step,
+                        steps=cfg.steps,
+                        loss=loss,
+                        step_time_s=dt,
+                        num_gaussians=n,
+                        sh_degree=self.sh_degree(),
+                        skipped_steps=len(self.skipped),
+                        gaussians=self.gaussians() if with_gaussians else None,
+                        test=test,
+                    )
+                )
                 self.timings["live_s"] += time.perf_counter() - t0
             if test is None:
                 window.clear()
@@ -349,6 +394,13 @@ class Trainer:
         last_psnr: float | None = None
         if on_update is not None:  # the starting point (init, or where a checkpoint left off)
             report()
+            last_test = self.history["test"][-1] if self.history["test"] else None
+            if last_test is not None and last_test[0] == self.step:  # evaluated here already
+                last_psnr = last_test[1]
+                report(
+                    test={"psnr": last_test[1], "ssim": last_test[2], "lpips": last_test[3]},
+                    with_gaussians=False,
+                )
         try:
             while self.step < cfg.steps:
                 if cancel is not None:
@@ -371,27 +423,35 @@ class Trainer:
                     window.losses.append(loss)
                 s = self.step
                 if cfg.live_every and s % cfg.live_every == 0:
-                    report()
+                    report(with_gaussians=bool(cfg.snapshot_every) and s % cfg.snapshot_every == 0)
                 if cfg.eval_every and s % cfg.eval_every == 0 and s < cfg.steps:
                     result = self.evaluate(cancel=cancel)
                     if result is not None:
                         last_psnr = result.summary()["psnr"]
-                        report(test=result.summary(), with_gaussians=not (cfg.live_every and s % cfg.live_every == 0))
+                        report(test=result.summary(), with_gaussians=False)
                 if cfg.checkpoint_every and s % cfg.checkpoint_every == 0 and s < cfg.steps:
                     save()
-                progress(s / cfg.steps, _message(s, cfg.steps, loss, self.num_gaussians, last_psnr, len(self.skipped)))
+                progress(
+                    s / cfg.steps,
+                    _message(s, cfg.steps, loss, self.num_gaussians, last_psnr, len(self.skipped)),
+                )
         except Cancelled:
             save()
             raise
-        if window.times:
-            report()
+        if window.times or (on_update is not None and last_snapshot != self.step):
+            report()  # the last steps' loss and the final Gaussians
         final = self.evaluate(cancel=cancel)
         if final is not None:
             report(test=final.summary(), with_gaussians=False)
         return TrainResult(
-            gaussians=self.gaussians(), steps_done=self.step, stopped_early=stopped, skipped=list(self.skipped),
-            final=final, history=self.history, timings=dict(self.timings),
-        )  # fmt: skip
+            gaussians=self.gaussians(),
+            steps_done=self.step,
+            stopped_early=stopped,
+            skipped=list(self.skipped),
+            final=final,
+            history=self.history,
+            timings=dict(self.timings),
+        )
 
     # ------------------------------------------------------------- checkpoint
     def state_dict(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -466,7 +526,11 @@ def _scene_scale(data: TrainingData) -> float:
 
 
 def _message(step: int, steps: int, loss: float | None, n: int, psnr: float | None, skipped: int) -> str:
-    parts = [f"step {step}/{steps}", f"loss {loss:.4f}" if loss is not None else "step skipped", f"{n:,} Gaussians"]
+    parts = [
+        f"step {step}/{steps}",
+        f"loss {loss:.4f}" if loss is not None else "step skipped",
+        f"{n:,} Gaussians",
+    ]
     if psnr is not None:
         parts.append(f"test PSNR {psnr:.2f} dB")
     if skipped:
@@ -486,5 +550,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an lrm-studio 3DGS checkpoint")
     if state.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {state.get('version')}, this build reads {CHECKPOINT_VERSION}")
+        raise ValueError(
+            f"{path}: checkpoint version {state.get('version')}, this build reads {CHECKPOINT_VERSION}"
+        )
     return state

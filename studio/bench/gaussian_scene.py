@@ -3,8 +3,8 @@
 A random ground-truth scene (colourful Gaussians filling a ball, SH degree 1, mostly opaque)
 is rendered by our renderer into cameras on a sphere looking at its centre, and written as a
 capture folder (PNG frames, cameras.json with every 8th frame held out, and "SfM" points:
-samples of random GT Gaussians, with a little jitter, in their DC colours). Cameras and images are exact, so a 3DGS run
-on it can reach a high test PSNR; the GT Gaussians come back for comparisons.
+samples of random GT Gaussians, with a little jitter, in their DC colours). Cameras and images
+are exact, so a 3DGS run on it can reach a high test PSNR; the GT Gaussians come back for comparisons.
 
 Examples:
     >>> capture, gt = write_gaussian_capture(tmp / "scene", seed=0, width=64, height=64)  # doctest: +SKIP
@@ -27,8 +27,15 @@ from pipelines.gaussians.sh import num_sh_bases
 from pipelines.transforms import quat_to_rotmat
 
 
-def sphere_cameras(n: int, *, width: int, height: int, radius: float = 4.0, fov_y_deg: float = 45.0,
-                   generator: torch.Generator | None = None) -> Cameras:  # fmt: skip
+def sphere_cameras(
+    n: int,
+    *,
+    width: int,
+    height: int,
+    radius: float = 4.0,
+    fov_y_deg: float = 45.0,
+    generator: torch.Generator | None = None,
+) -> Cameras:
     """n cameras spread over a sphere (golden-angle spiral, elevations -50..60 deg, a little
     random jitter) looking at the origin, world up +z."""
     i = torch.arange(n, dtype=torch.float64)
@@ -37,8 +44,14 @@ def sphere_cameras(n: int, *, width: int, height: int, radius: float = 4.0, fov_
     if generator is not None:
         azim = azim + 0.1 * torch.randn(n, generator=generator, dtype=torch.float64)
     eye = radius * torch.stack([elev.cos() * azim.cos(), elev.cos() * azim.sin(), elev.sin()], -1)
-    cams = Cameras.look_at(eye.float(), torch.zeros(n, 3), fov_y_deg=fov_y_deg, width=width, height=height,
-                           up=torch.tensor([0.0, 0.0, 1.0]))  # fmt: skip
+    cams = Cameras.look_at(
+        eye.float(),
+        torch.zeros(n, 3),
+        fov_y_deg=fov_y_deg,
+        width=width,
+        height=height,
+        up=torch.tensor([0.0, 0.0, 1.0]),
+    )
     return cams
 
 
@@ -95,7 +108,13 @@ def write_gaussian_capture(
     xyz = gt.means[pick] + (R @ z[:, :, None])[:, :, 0] + point_jitter * torch.randn(points, 3, generator=gen)
     rgb = (gt.colors_dc()[pick] * 255).round().to(torch.uint8)
     write_points_ply(root / "points.ply", xyz.numpy(), rgb.numpy())
-    capture = Capture(root, file_paths, cams, default_splits(views), points="points.ply",
-                      meta={"source": "gaussian-scene", "seed": seed, "num_gaussians": num_gaussians})  # fmt: skip
+    capture = Capture(
+        root,
+        file_paths,
+        cams,
+        default_splits(views),
+        points="points.ply",
+        meta={"source": "gaussian-scene", "seed": seed, "num_gaussians": num_gaussians},
+    )
     capture.save()
     return capture, gt

@@ -68,9 +68,15 @@ def evaluate_run(
     background = torch.tensor(bg, dtype=torch.float32, device=dev) if bg is not None else None
     lpips = load_lpips(lpips_dir, dev)
     result = evaluate(
-        g, capture.cameras[test].resize(w, h).to(dev), images.to(dev), [capture.file_paths[i] for i in test],
-        background=background, lpips=lpips, progress=sub_progress(progress, 0.05, 1.0), cancel=cancel,
-    )  # fmt: skip
+        g,
+        capture.cameras[test].resize(w, h).to(dev),
+        images.to(dev),
+        [capture.file_paths[i] for i in test],
+        background=background,
+        lpips=lpips,
+        progress=sub_progress(progress, 0.05, 1.0),
+        cancel=cancel,
+    )
     metrics = result.to_metrics()
     if lpips is None:
         metrics["lpips_note"] = lpips_missing_reason(lpips_dir)
@@ -103,15 +109,19 @@ def main(
     setup_logging()
     try:
         with ctrl_c_cancels() as token, progress_bar("eval") as report:
-            metrics = evaluate_run(run, downscale=downscale, device=device, lpips_dir=lpips_dir, progress=report,
-                                   cancel=token)  # fmt: skip
+            metrics = evaluate_run(
+                run, downscale=downscale, device=device, lpips_dir=lpips_dir, progress=report, cancel=token
+            )
     except Cancelled:
         console.print("[yellow]cancelled; run.json unchanged")
         return 130
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         console.print(f"[red]error:[/red] {e}")
         return 1
-    rows = [[v["file_path"], v["psnr"], v["ssim"], "–" if v["lpips"] is None else v["lpips"]] for v in metrics["per_view"]]
+    rows = [
+        [v["file_path"], v["psnr"], v["ssim"], "–" if v["lpips"] is None else v["lpips"]]
+        for v in metrics["per_view"]
+    ]
     t = metrics["test"]
     rows.append(["mean", t["psnr"], t["ssim"], "–" if t["lpips"] is None else t["lpips"]])
     w, h = metrics["resolution"]

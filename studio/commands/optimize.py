@@ -41,8 +41,10 @@ from pipelines.optimize import (
     init_from_points,
     load_checkpoint,
     load_training_data,
-    preset as get_preset,
     scene_scale,
+)
+from pipelines.optimize import (
+    preset as get_preset,
 )
 from pipelines.progress import Cancelled, CancelToken, Progress, check, no_progress, sub_progress
 from studio.workspace import RUN_JSON, Run, new_run_dir, write_run
@@ -74,7 +76,11 @@ def resolve_run(capture: Capture, run: str) -> Path:
     if not path.is_dir():
         path = capture.runs_dir / run
     if not (path / RUN_JSON).is_file():
-        ids = sorted(p.name for p in capture.runs_dir.glob("*") if (p / RUN_JSON).is_file()) if capture.runs_dir.is_dir() else []
+        ids = (
+            sorted(p.name for p in capture.runs_dir.glob("*") if (p / RUN_JSON).is_file())
+            if capture.runs_dir.is_dir()
+            else []
+        )
         raise ValueError(f"no finished run {run!r} in {capture.root}; runs: {', '.join(ids) or 'none'}")
     return path
 
@@ -126,7 +132,9 @@ def initial_gaussians(capture: Capture, init: str, cfg: OptimizeConfig) -> tuple
         if cap is not None and len(xyz) > cap:
             keep = torch.randperm(len(xyz), generator=gen)[:cap].sort().values
             xyz, rgb = xyz[keep], rgb[keep]
-        g = init_from_points(xyz, rgb, sh_degree=cfg.sh_degree, opacity=opacity, init_scale=init_scale, generator=gen)
+        g = init_from_points(
+            xyz, rgb, sh_degree=cfg.sh_degree, opacity=opacity, init_scale=init_scale, generator=gen
+        )
         return g, init
     run_dir = resolve_run(capture, init)
     g = Run.load(run_dir).gaussians().finite().with_sh_degree(cfg.sh_degree)
@@ -170,7 +178,9 @@ def optimize(
         if not (run_dir / CHECKPOINT).is_file():
             raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT} to resume from")
         if steps is not None or downscale is not None or preset is not None or config is not None:
-            raise ValueError("--resume continues with the checkpoint's settings; drop --steps/--downscale/--preset")
+            raise ValueError(
+                "--resume continues with the checkpoint's settings; drop --steps/--downscale/--preset"
+            )
         state = load_checkpoint(run_dir / CHECKPOINT)
         cfg = OptimizeConfig.from_dict(state["config"])
         capture = Capture.load(run_dir.parent.parent)
@@ -188,9 +198,12 @@ def optimize(
         log.info("%s", cfg.reduced_note)
     try:
         data = load_training_data(
-            capture, downscale=cfg.downscale, max_side=cfg.max_side, progress=sub_progress(progress, 0.0, 0.02),
+            capture,
+            downscale=cfg.downscale,
+            max_side=cfg.max_side,
+            progress=sub_progress(progress, 0.0, 0.02),
             cancel=cancel,
-        )  # fmt: skip
+        )
         lpips = load_lpips(lpips_dir, dev)
         load_s = time.perf_counter() - t_start
         if state is not None:
@@ -203,9 +216,14 @@ def optimize(
         if on_start is not None:
             on_start(run_dir, cfg)
         result = trainer.run(
-            progress=sub_progress(progress, 0.02, 0.98), cancel=cancel, pause=pause, stop=stop,
-            on_update=on_update, checkpoint_path=run_dir / CHECKPOINT, checkpoint_extra=extra,
-        )  # fmt: skip
+            progress=sub_progress(progress, 0.02, 0.98),
+            cancel=cancel,
+            pause=pause,
+            stop=stop,
+            on_update=on_update,
+            checkpoint_path=run_dir / CHECKPOINT,
+            checkpoint_extra=extra,
+        )
     except OptimizationDiverged as e:
         ckpt = run_dir / CHECKPOINT
         where = f"the last good checkpoint is {ckpt}" if ckpt.is_file() else "no checkpoint had been written"
@@ -336,12 +354,24 @@ def main(
     try:
         with ctrl_c_cancels() as token, progress_bar("3dgs") as report:
             run = optimize(
-                capture, steps=steps, downscale=downscale, init=init, preset=preset, device=device, seed=seed,
-                resume=resume, lpips_dir=lpips_dir, keep_checkpoint=keep_checkpoint, progress=report,
-                cancel=token, on_start=on_start,
-            )  # fmt: skip
+                capture,
+                steps=steps,
+                downscale=downscale,
+                init=init,
+                preset=preset,
+                device=device,
+                seed=seed,
+                resume=resume,
+                lpips_dir=lpips_dir,
+                keep_checkpoint=keep_checkpoint,
+                progress=report,
+                cancel=token,
+                on_start=on_start,
+            )
     except RunCancelled as e:
-        console.print(f"[yellow]cancelled at step {e.step}; continue with: lrm-studio optimize --resume {e.run_dir}")
+        console.print(
+            f"[yellow]cancelled at step {e.step}; continue with: lrm-studio optimize --resume {e.run_dir}"
+        )
         return 130
     except Cancelled:
         console.print("[yellow]cancelled; nothing written")
