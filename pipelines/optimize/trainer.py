@@ -196,7 +196,7 @@ class Trainer:
     def _initial_cuda_rng(self, seed: int) -> torch.Tensor | None:
         if self.device.type != "cuda":
             return None
-        with torch.random.fork_rng(devices=[self.device]):
+        with torch.random.fork_rng(devices=[self.device.index]):
             torch.cuda.manual_seed(seed)
             return torch.cuda.get_rng_state(self.device)
 
@@ -204,7 +204,7 @@ class Trainer:
     def _strategy_rng(self):
         """Run the strategy on the trainer's own RNG stream (saved in checkpoints), leaving the
         process's global RNG as it was."""
-        devices = [self.device] if self.device.type == "cuda" else []
+        devices = [self.device.index] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.set_rng_state(self.rng_cpu)
             if self.rng_cuda is not None:
