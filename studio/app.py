@@ -263,6 +263,58 @@ class Studio:
 
         return self.jobs.submit(f"Ingest + SfM: {dest.name}", run, kind="sfm", on_done=done)
 
+    def submit_reconstruct(
+        self,
+        model: str,
+        *,
+        preset: str | None = None,
+        weights: Path | None = None,
+        views: int | None = None,
+        live: bool = False,
+        chunk_views: int | None = None,
+        device: str = "auto",
+        slot: str = "A",
+    ) -> JobState:
+        """Queue a feed-forward reconstruction of the open capture into a new run, shown in
+        ``slot`` when done. ``live`` (models that stream: tttLRM): the views are fed in frame
+        order ``chunk_views`` at a time and the Gaussians decoded after each chunk replace the
+        slot's content, so the reconstruction is seen growing chunk by chunk. Raises ValueError
+        at once when nothing is open, the model is unknown or cannot stream."""
+        from pipelines.models.base import supports_streaming
+        from studio.commands.reconstruct import reconstruct
+
+        capture = self._require_capture()
+        if model not in self.capabilities.models:
+            raise ValueError(f"unknown model {model!r}; available: {', '.join(self.capabilities.models)}")
+        if slot not in SLOTS:
+            raise ValueError(f"unknown slot {slot!r}; slots: {', '.join(SLOTS)}")
+        if live and not supports_streaming(model):
+            raise ValueError(f"{model} does not stream; live reconstruction needs a streaming model: ttt-lrm")
+
+        def still_open() -> bool:
+            current = self.capture
+            return current is not None and current.root == capture.root
+
+        def on_chunk(step) -> None:  # on the job's thread, after every absorbed chunk
+            if step.gaussians is not None and still_open():
+                label = f"{model} live: {step.views} views (chunk {step.index + 1})"
+                self.show(slot, step.gaussians.detach().to("cpu"), label=label)
+
+        def run(progress: Progress, cancel: CancelToken) -> Path:
+            return reconstruct(
+                capture.root, model=model, preset=preset, weights=weights, views=views, device=device,
+                stream=live, chunk_views=chunk_views, on_chunk=on_chunk if live else None,
+                progress=progress, cancel=cancel,
+            )  # fmt: skip
+
+        def done(run_dir: Path) -> None:
+            self._emit(RUNS)
+            if still_open():
+                self.show_run(Path(run_dir).name, slot)
+
+        title = f"{model}{' live' if live else ''}: {capture.name}"
+        return self.jobs.submit(title, run, kind="reconstruct", on_done=done)
+
     def _require_capture(self) -> Capture:
         capture = self.capture
         if capture is None:
@@ -414,6 +466,10 @@ class Studio:
         status = TrainingStatus(job_id=0, state="queued", init=label, slot=slot)
         last_shown = [0.0]
 
+        def still_open() -> bool:  # live splats belong to this capture's world frame only
+            current = self.capture
+            return current is not None and current.root == capture.root
+
         def on_start(run_dir: Path, cfg) -> None:
             t = self.training
             now = "stopping" if status.stop.is_set() else ("paused" if status.pause.is_set() else "running")
@@ -438,7 +494,8 @@ class Studio:
                 changes.update(loss=u.loss, step_time_s=u.step_time_s, loss_curve=curve)
             self._set_training(**changes)
             now = time.monotonic()
-            if u.gaussians is not None and (now - last_shown[0] >= self.live_interval_s or u.step >= u.steps):
+            due = now - last_shown[0] >= self.live_interval_s or u.step >= u.steps
+            if u.gaussians is not None and due and still_open():
                 last_shown[0] = now
                 self.show(slot, u.gaussians, label=f"3dgs (training, step {u.step:,})")
 
@@ -452,7 +509,8 @@ class Studio:
 
         def done(run_dir: Path) -> None:
             self._emit(RUNS)
-            self.show_run(run_dir.name, slot)
+            if still_open():
+                self.show_run(run_dir.name, slot)
             self._set_training(state="done", run_id=run_dir.name)
 
         with self._lock:
