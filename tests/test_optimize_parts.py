@@ -179,3 +179,18 @@ def test_config_round_trip_and_reduced_note():
     assert note is not None and "3,000 steps" in note and "128 px" in note and "20,000 Gaussians" in note
     with pytest.raises(ValueError, match="unknown optimizer settings"):
         OptimizeConfig.from_dict({**preset("cpu-fast").to_dict(), "bogus": 1})
+
+
+def test_cli_settings_pick_the_preset_by_device_and_apply_overrides():
+    from pipelines.optimize.data import training_size
+    from studio.commands.optimize import make_config
+
+    assert make_config(torch.device("cpu")).preset == "cpu-fast"
+    assert make_config(torch.device("cuda")) == preset("cuda-30k")
+    cfg = make_config(torch.device("cpu"), steps=700, seed=3)
+    assert (cfg.steps, cfg.seed, cfg.max_side) == (700, 3, 128)
+    assert training_size(960, 540, cfg.downscale, cfg.max_side) == (128, 72)
+    half = make_config(torch.device("cpu"), downscale=2.0)  # an explicit factor replaces the size cap
+    assert half.max_side is None and training_size(960, 540, half.downscale, half.max_side) == (480, 270)
+    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+        make_config(torch.device("cpu"), preset="fast")

@@ -97,8 +97,8 @@ def make_config(
     cfg = get_preset(preset or default_preset(device))
     if steps is not None:
         cfg = replace(cfg, steps=steps)
-    if downscale is not None:
-        cfg = replace(cfg, downscale=downscale)
+    if downscale is not None:  # an explicit factor replaces the preset's size limit
+        cfg = replace(cfg, downscale=downscale, max_side=None)
     if seed is not None:
         cfg = replace(cfg, seed=seed)
     return cfg
@@ -327,7 +327,8 @@ def main(
     Args:
         capture: a capture folder (with cameras.json); not needed with --resume.
         steps: optimization steps (default: the preset's; cuda-30k: 30000, cpu-fast: 3000).
-        downscale: shrink images by this factor per side (default: the preset's; 1 = full size).
+        downscale: shrink images by this factor per side (1 = full size); replaces the preset's
+            size (cuda-30k: full size; cpu-fast: longer side at most 128 px).
         init: sfm (the capture's sparse points), random, or a run id of this capture (refine its
             Gaussians, e.g. a feed-forward result).
         preset: cuda-30k (gsplat's standard schedule) or cpu-fast (minutes on a CPU: at most
