@@ -238,8 +238,10 @@ class Trainer:
         self.optimizers["means"].param_groups[0]["lr"] = self.means_lr.at(step)
         absgrad = isinstance(self.strategy, DefaultStrategy) and self.strategy.absgrad
         degree = self.sh_degree(step)
+        # All SH bands go in (the unused ones get zero gradients), as in simple_trainer: Adam then
+        # steps every group every step, and its bias correction matches gsplat's trainer.
         out = render(
-            from_params(self.params, degree),
+            from_params(self.params),
             cam,
             sh_degree=degree,
             background=self.background,
