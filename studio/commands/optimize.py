@@ -239,8 +239,10 @@ def optimize(
         raise
     progress(0.99, "writing the run")
     train_s = result.timings["train_s"]
+    # A resumed run's total also counts the earlier sessions' recorded work (up to the checkpoint).
+    earlier_s = sum(float(v) for v in state["timings"].values()) if state is not None else 0.0
     timings = {
-        "total_s": time.perf_counter() - t_start,
+        "total_s": time.perf_counter() - t_start + earlier_s,
         "load_s": load_s,
         **result.timings,
         "steps_per_s": result.steps_done / train_s if train_s > 0 else None,
