@@ -26,6 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench ttt-lrm": ("studio.bench.ttt_lrm:main", "tttLRM time, memory vs views; per-chunk streaming"),
     "reconstruct": ("studio.commands.reconstruct:main", "run a feed-forward model on a capture"),
     "weights import": ("studio.commands.weights:main", "convert an official checkpoint to safetensors"),
+    "optimize": ("studio.commands.optimize:main", "3DGS optimization of a capture (gsplat's recipe; CPU or CUDA)"),
+    "eval": ("studio.commands.eval:main", "PSNR / SSIM / LPIPS of a run on its capture's test split"),
+    "bench optimize": ("studio.bench.optimize:main", "3DGS optimizer: CPU steps/s; on CUDA ours vs gsplat's trainer"),
 }
 
 
