@@ -29,11 +29,9 @@ Examples:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from torch import Tensor
 
-from pipelines.models.checkpoints import shipped_weights
 from pipelines.models.keymap import KeyMap, official_name
 from pipelines.models.long_lrm.config import OFFICIAL_PRESET, PRESETS, LongLRMConfig
 from pipelines.models.model_weights import ModelWeights
@@ -101,13 +99,3 @@ def import_official(ckpt_path: str | os.PathLike, preset: str = OFFICIAL_PRESET)
     nesting of the official save code or a bare state dict) and return our state dict for
     ``preset``, float tensors kept as stored."""
     return WEIGHTS.import_official(ckpt_path, preset)
-
-
-def preset_weights(preset: str) -> Path | None:
-    """The shipped weights of a preset, ``assets/models/long-lrm-<preset>.safetensors``, if present."""
-    return shipped_weights("long-lrm", preset)
-
-
-def infer_preset(state_dict: dict[str, Tensor]) -> str | None:
-    """The preset whose keys and shapes equal the state dict's, if any."""
-    return WEIGHTS.infer_preset(state_dict)

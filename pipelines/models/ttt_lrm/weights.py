@@ -40,11 +40,9 @@ Examples:
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from torch import Tensor
 
-from pipelines.models.checkpoints import shipped_weights
 from pipelines.models.keymap import KeyMap, official_name
 from pipelines.models.model_weights import ModelWeights
 from pipelines.models.ttt_lrm.config import OFFICIAL_PRESET, PRESETS, TTTLRMConfig
@@ -124,14 +122,3 @@ def import_official(ckpt_path: str | os.PathLike, preset: str = OFFICIAL_PRESET)
     nesting of the official code or a bare state dict) and return our state dict for ``preset``
     (``official-full`` for dl3dv_full.pt, ``official-ar`` for dl3dv_ar.pt), tensors as stored."""
     return WEIGHTS.import_official(ckpt_path, preset)
-
-
-def preset_weights(preset: str) -> Path | None:
-    """The shipped weights of a preset, ``assets/models/ttt-lrm-<preset>.safetensors``, if present."""
-    return shipped_weights("ttt-lrm", preset)
-
-
-def infer_preset(state_dict: dict[str, Tensor]) -> str | None:
-    """The first preset whose keys and shapes equal the state dict's (official-full and
-    official-ar share a layout: the first is returned; files from ``weights import`` name theirs)."""
-    return WEIGHTS.infer_preset(state_dict)
