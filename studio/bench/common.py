@@ -24,11 +24,7 @@ from typing import Any
 import torch
 
 from pipelines.fileio import write_json
-
-
-def synchronize(device: torch.device | str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+from pipelines.models.runtime import synchronize  # the benchmarks import it from here too
 
 
 def device_description(device: torch.device | str) -> str:

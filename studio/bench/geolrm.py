@@ -23,6 +23,7 @@ from typing import Literal
 
 import torch
 
+from pipelines.models.runtime import resolve_device
 from studio.bench.common import (
     Timing,
     device_description,
@@ -139,7 +140,7 @@ def main(
         isolate: on the CPU, run each case in a fresh process so peak RSS is honest.
         json: write the results here.
     """
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    dev = str(resolve_device(device))
     preset = preset or ("official" if dev.startswith("cuda") else "tiny")
     if anchors is None:
         from pipelines.models.geolrm.config import PRESETS

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from pipelines.models.long_lrm.config import PRESETS, LongLRMConfig, transformer_baseline
+from pipelines.models.runtime import resolve_device
 from studio.bench.common import (
     Timing,
     device_description,
@@ -161,8 +162,7 @@ def main(
         backend: Mamba2 scan path: auto, torch, mamba_ssm.
         json: write the results here.
     """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(device))
     m = PRESETS[preset].patch_size_out
     if height % m or width % m:
         raise SystemExit(f"--height and --width must be multiples of {m}")

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from pipelines.models.runtime import resolve_device
 from pipelines.models.ttt_lrm.config import PRESETS, TTTLRMConfig
 from studio.bench.common import (
     Timing,
@@ -231,8 +232,7 @@ def main(
     """
     from studio.console import console
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(device))
     preset = preset or ("official-full" if torch.device(device).type == "cuda" else "tiny")
     if preset not in PRESETS:
         raise SystemExit(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")

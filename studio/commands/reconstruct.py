@@ -24,6 +24,7 @@ import tyro
 
 from pipelines.capture.folder import Capture
 from pipelines.models.base import Reconstruction, Views, load_model
+from pipelines.models.runtime import resolve_device
 from pipelines.progress import Cancelled, CancelToken, Progress, no_progress, sub_progress
 from studio.workspace import new_run_dir, write_run
 
@@ -31,12 +32,6 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_VIEWS = 32  # for models that do not state their own
-
-
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def _device_description(device: str) -> str:
@@ -72,7 +67,7 @@ def reconstruct(
     """Run a feed-forward model on a capture and write a run; returns the run folder. With
     ``stream``, ``on_chunk(step)`` hears each absorbed chunk (the model's StreamStep: timings and
     a preview of the Gaussians in the capture's frame)."""
-    device = _resolve_device(device)
+    device = str(resolve_device(device))
     t_start = time.perf_counter()
     capture = Capture.load(capture_root)
     rec = load_model(model, weights=weights, preset=preset, device=device)

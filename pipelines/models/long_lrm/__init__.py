@@ -18,17 +18,12 @@ import torch
 from pipelines.models.long_lrm.config import OFFICIAL_PRESET, PRESETS, LongLRMConfig
 from pipelines.models.long_lrm.weights import WEIGHTS, import_official
 from pipelines.models.model_weights import seeded_init
+from pipelines.models.runtime import resolve_device
 
 # Presets that may run with random weights when no weights file exists (tests, smoke runs).
 RANDOM_INIT_PRESETS = WEIGHTS.random_init_presets
 
 __all__ = ["load", "import_official", "PRESETS", "LongLRMConfig", "OFFICIAL_PRESET"]
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load(
@@ -55,4 +50,4 @@ def load(
         model.load_state_dict(r.state, strict=True)
     else:
         model = seeded_init(lambda: LongLRM(r.config), seed)
-    return LongLRMReconstructor(model, device=_resolve_device(device), weights=r.weights, seed=seed)
+    return LongLRMReconstructor(model, device=resolve_device(device), weights=r.weights, seed=seed)

@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 
 from pipelines.models.long_lrm.config import LongLRMConfig
+from pipelines.models.runtime import activation_bytes
 
 MARGIN = 1.15
 F32 = 4
@@ -119,7 +120,7 @@ def check_memory(
     """Raise :class:`InsufficientMemory` (saying what to change) when the estimate exceeds 95 % of
     the device's free memory; return the estimate."""
     device = torch.device(device)
-    act = 2 if device.type == "cuda" else 4
+    act = activation_bytes(device)
     need = estimate_bytes(config, views=views, height=height, width=width, act_bytes=act, scan=scan)  # type: ignore[arg-type]
     free = available_bytes(device)
     if need > 0.95 * free:

@@ -12,7 +12,6 @@ Examples:
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
@@ -24,12 +23,8 @@ from pipelines.models.blocks.mamba2 import mamba_ssm_available
 from pipelines.models.long_lrm.memory import check_memory
 from pipelines.models.long_lrm.model import LongLRM
 from pipelines.models.long_lrm.preprocess import model_size, prepare, select_views_kmeans
+from pipelines.models.runtime import LapTimer, bf16_autocast, precision_label
 from pipelines.progress import CancelToken, Progress, check, no_progress, sub_progress
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class LongLRMReconstructor:
@@ -84,45 +79,36 @@ class LongLRMReconstructor:
         dev, c = self.device, self.config
         self.check_memory(len(views.cameras), views.cameras.width, views.cameras.height)
         timings: dict[str, float] = {}
-        _sync(dev)
-        t0 = t = time.perf_counter()
-
-        def lap(name: str) -> None:
-            nonlocal t
-            _sync(dev)
-            now = time.perf_counter()
-            timings[name] = now - t
-            t = now
-
+        clock = LapTimer(dev)
         progress(0.0, "preparing views")
         prep = prepare(
             views.to(dev), resize_h=c.resize_h, multiple=c.patch_size_out, scene_scale=c.scene_scale
         )
-        lap("preprocess_s")
+        timings["preprocess_s"] = clock.lap()
         check(cancel)
         images = prep.images[None]  # [1, V, 3, H, W]
         c2w, K = prep.cameras.c2w[None], prep.cameras.K[None]
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        with bf16_autocast(dev):
             out = self.model(
                 images, c2w, K, progress=sub_progress(progress, 0.02, 0.9, "network: "), cancel=cancel
             )
-        lap("network_s")
+        timings["network_s"] = clock.lap()
         progress(0.9, "decoding Gaussians")
         g = out.to_gaussians()[0]
         del out
         n_pixels = g.num
         gen = torch.Generator(device=dev).manual_seed(self.seed)
         g = prune(g, c.prune_ratio, c.random_ratio, gen)
-        lap("gaussians_s")
+        timings["gaussians_s"] = clock.lap()
         g = g.transform(prep.to_world)
-        lap("to_world_s")
-        timings["total_s"] = time.perf_counter() - t0
+        timings["to_world_s"] = clock.lap()
+        timings["total_s"] = clock.total()
         progress(1.0, f"{g.num:,} Gaussians")
         info = {
             "model_size": [prep.cameras.width, prep.cameras.height],
             "num_views": len(prep.cameras),
             "num_pixel_gaussians": n_pixels,
             "scan_backend": self.scan_backend,
-            "precision": "bf16-autocast" if dev.type == "cuda" else "float32",
+            "precision": precision_label(dev),
         }
         return Reconstruction(gaussians=g, to_world=prep.to_world, timings=timings, info=info)

@@ -19,6 +19,7 @@ import os
 import torch
 
 from pipelines.models.model_weights import seeded_init
+from pipelines.models.runtime import resolve_device
 from pipelines.models.ttt_lrm.config import OFFICIAL_PRESET, PRESETS, TTTLRMConfig
 from pipelines.models.ttt_lrm.weights import WEIGHTS, import_official
 
@@ -28,12 +29,6 @@ STREAMING = True  # the reconstructor has reconstruct_streaming / start_stream (
 RANDOM_INIT_PRESETS = WEIGHTS.random_init_presets
 
 __all__ = ["load", "import_official", "PRESETS", "TTTLRMConfig", "OFFICIAL_PRESET"]
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def load(
@@ -63,4 +58,4 @@ def load(
         model.load_state_dict(state, strict=True, assign=True)
     else:
         model = seeded_init(lambda: TTTLRM(r.config), seed)
-    return TTTLRMReconstructor(model, device=_resolve_device(device), weights=r.weights, seed=seed)
+    return TTTLRMReconstructor(model, device=resolve_device(device), weights=r.weights, seed=seed)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +40,7 @@ from pipelines.gaussians import Gaussians
 from pipelines.models.base import Reconstruction, Views
 from pipelines.models.blocks.gaussian_head import PixelGaussians, keep_counts, keep_top_and_random
 from pipelines.models.long_lrm.preprocess import select_views_kmeans
+from pipelines.models.runtime import LapTimer, bf16_autocast, precision_label
 from pipelines.models.ttt_lrm.memory import check_memory
 from pipelines.models.ttt_lrm.model import TTTLRM, StreamState
 from pipelines.models.ttt_lrm.preprocess import Prepared, normalization, prepare
@@ -50,29 +50,6 @@ from pipelines.transforms import Similarity
 log = logging.getLogger(__name__)
 
 Preview = Literal["merge", "full", "none"]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class _Clock:
-    """Synchronized lap timer."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        _sync(device)
-        self.t0 = self.t = time.perf_counter()
-
-    def lap(self) -> float:
-        _sync(self.device)
-        now = time.perf_counter()
-        dt, self.t = now - self.t, now
-        return dt
-
-    def total(self) -> float:
-        return time.perf_counter() - self.t0
 
 
 @dataclass
@@ -193,7 +170,7 @@ class TTTLRMReconstructor:
 
     # ------------------------------------------------------------------ shared steps
     def autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        return bf16_autocast(self.device)
 
     def prune(self, g: Gaussians, input_views: int) -> Gaussians:
         """The official pruning (ratios by the number of input views), seeded by ``seed``."""
@@ -224,7 +201,7 @@ class TTTLRMReconstructor:
         v = len(views.cameras)
         self.check_memory(v, views.cameras.width, views.cameras.height)
         timings: dict[str, float] = {}
-        clock = _Clock(dev)
+        clock = LapTimer(dev)
         progress(0.0, "preparing views")
         prep = prepare(views.to(dev), width=c.image_width, height=c.image_height, frame=c.frame)
         timings["preprocess_s"] = clock.lap()
@@ -257,7 +234,7 @@ class TTTLRMReconstructor:
 
     @property
     def precision(self) -> str:
-        return "bf16-autocast" if self.device.type == "cuda" else "float32"
+        return precision_label(self.device)
 
     # ------------------------------------------------------------------ streaming
     def start_stream(self, reference: Cameras) -> TTTStream:
@@ -295,7 +272,7 @@ class TTTLRMReconstructor:
         self.check_memory(
             v, views.cameras.width, views.cameras.height, chunk_views=max(chunk, self.decode_views)
         )
-        clock = _Clock(dev)
+        clock = LapTimer(dev)
         stream = self.start_stream(views.cameras)
         steps: list[StreamStep] = []
         merged: list[Gaussians] = []
