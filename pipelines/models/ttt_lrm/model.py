@@ -42,10 +42,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from pipelines.models.blocks.attention import Mlp, SelfAttention
+from pipelines.models.blocks.checkpointing import checkpointed
 from pipelines.models.blocks.fast_weight import (
     FastWeightGLU,
     FastWeights,
@@ -56,16 +56,9 @@ from pipelines.models.blocks.fast_weight import (
 )
 from pipelines.models.blocks.gaussian_head import PixelGaussianHead, PixelGaussians
 from pipelines.models.blocks.plucker import PluckerTokenizer
+from pipelines.models.blocks.weight_init import init_normal
 from pipelines.models.ttt_lrm.config import Schedule, TTTLRMConfig
 from pipelines.progress import CancelToken, Progress, check, no_progress
-
-
-def _init_normal(m: nn.Module) -> None:
-    """Official ``_init_weights``: Linear weights N(0, 0.02), biases 0 (fast weights keep theirs)."""
-    if isinstance(m, nn.Linear):
-        nn.init.normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 class TTTBlock(nn.Module):
@@ -122,7 +115,7 @@ class TTTLRM(nn.Module):
         self.blocks = nn.ModuleList([TTTBlock(c) for _ in range(c.num_layers)])
         self.head = PixelGaussianHead(c.dim, c.patch_size, c.activation.num_channels)
         for module in (self.tokenizer, self.blocks, self.head):
-            module.apply(_init_normal)
+            module.apply(init_normal)  # official _init_weights (fast weights keep theirs)
 
     # ------------------------------------------------------------------ pieces
     def tokenize(self, images: Tensor, c2w: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -150,12 +143,9 @@ class TTTLRM(nn.Module):
         for i, block in enumerate(self.blocks):
             check(cancel)
             state = None if states is None else states[i]
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x, state = torch.utils.checkpoint.checkpoint(
-                    block, x, tokens_per_view=tokens_per_view, ops=ops, state=state, use_reentrant=False
-                )
-            else:
-                x, state = block(x, tokens_per_view=tokens_per_view, ops=ops, state=state)
+            x, state = checkpointed(
+                self.grad_checkpointing, block, x, tokens_per_view=tokens_per_view, ops=ops, state=state
+            )
             out_states.append(state)
             progress((i + 1) / len(self.blocks), f"block {i + 1}/{len(self.blocks)}")
         return x, out_states
