@@ -211,14 +211,8 @@ class TTTLRM(nn.Module):
     ) -> StreamState:
         """One chunk of input views (images [B, V, 3, H, W], c2w, K) -> the state after one update
         per layer on the chunk's tokens. Cost: that of the chunk alone."""
-        v = images.shape[1]
-        tokens, _, _ = self.tokenize(images, c2w, K)
-        n = tokens.shape[1] // v
-        ops = [TTTOp(0, v * n, True, True, True)]
-        _, layers = self._blocks(
-            tokens, ops, state.layers, tokens_per_view=n, progress=progress, cancel=cancel
-        )
-        return StreamState(layers, state.views + v)
+        _, layers, _ = self._stream_pass(state, images, c2w, K, update=True, progress=progress, cancel=cancel)
+        return StreamState(layers, state.views + images.shape[1])
 
     def decode(
         self,
@@ -233,11 +227,33 @@ class TTTLRM(nn.Module):
         """Query views (images [B, V, 3, H, W], c2w, K) read the current weights -> their raw
         Gaussians [B, V*H*W, C]. The state is unchanged."""
         v, H, W = images.shape[1], images.shape[-2], images.shape[-1]
+        x, _, (ray_o, ray_d) = self._stream_pass(
+            state, images, c2w, K, update=False, progress=progress, cancel=cancel
+        )
+        return self._decode(x, ray_o, ray_d, v, H, W)
+
+    def _stream_pass(
+        self,
+        state: StreamState,
+        images: Tensor,
+        c2w: Tensor,
+        K: Tensor,
+        *,
+        update: bool,
+        progress: Progress,
+        cancel: CancelToken | None,
+    ) -> tuple[Tensor, list[FastWeights], tuple[Tensor, Tensor]]:
+        """Views through every block from ``state``'s weights, in one chunk that updates them
+        (``update``: absorb) or only reads them (decode) and is always applied to.
+        -> (tokens [B, V*n, D], fast weights after the chunk, rays (ray_o, ray_d) [B, V*H*W, 3])."""
+        v = images.shape[1]
         tokens, ray_o, ray_d = self.tokenize(images, c2w, K)
         n = tokens.shape[1] // v
-        ops = [TTTOp(0, v * n, False, False, True)]
-        x, _ = self._blocks(tokens, ops, state.layers, tokens_per_view=n, progress=progress, cancel=cancel)
-        return self._decode(x, ray_o, ray_d, v, H, W)
+        ops = [TTTOp(0, v * n, fast_weight=update, update=update, apply=True)]
+        x, layers = self._blocks(
+            tokens, ops, state.layers, tokens_per_view=n, progress=progress, cancel=cancel
+        )
+        return x, layers, (ray_o, ray_d)
 
     def tokens_per_chunk(self, views: int, height: int, width: int) -> int:
         """Tokens one absorb of ``views`` views of height x width processes (independent of how
