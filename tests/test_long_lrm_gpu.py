@@ -11,7 +11,7 @@ from pipelines.models.blocks.mamba2 import mamba_ssm_available, set_scan_backend
 from pipelines.models.long_lrm.config import PRESETS
 from pipelines.models.long_lrm.model import LongLRM
 from pipelines.models.long_lrm.reconstructor import LongLRMReconstructor
-from studio.bench.long_lrm import synthetic_views
+from studio.bench.common import synthetic_views
 
 pytestmark = pytest.mark.gpu
 

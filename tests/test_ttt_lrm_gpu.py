@@ -11,7 +11,7 @@ from pipelines.models.blocks.fast_weight import newton_schulz5
 from pipelines.models.ttt_lrm.config import PRESETS
 from pipelines.models.ttt_lrm.model import TTTLRM
 from pipelines.models.ttt_lrm.reconstructor import TTTLRMReconstructor
-from studio.bench.long_lrm import synthetic_views
+from studio.bench.common import synthetic_views
 from tests.test_fast_weight import ns5_numpy
 
 pytestmark = pytest.mark.gpu

@@ -30,7 +30,7 @@ from studio.bench.common import (
     gib,
     peak_memory,
     print_table,
-    run_isolated,
+    run_bench_case,
     save_results,
     synchronize,
     time_calls,
@@ -148,18 +148,10 @@ def main(
         anchors = 16384 if preset == "official" else PRESETS[preset].max_anchors
     rows, results = [], []
     for v in (int(s) for s in views.split(",") if s.strip()):
-        kw = dict(
-            preset=preset,
-            views=v,
-            anchors=anchors,
-            device=dev,
-            precision=precision,
-            attention=attention,
-            image_size=image_size,
-            warmup=warmup,
-            repeats=repeats,
-        )
-        r = run_isolated("studio.bench.geolrm:_case", **kw) if (isolate and dev == "cpu") else _case(**kw)
+        r = run_bench_case(
+            "studio.bench.geolrm:_case", device=dev, isolate=isolate, preset=preset, views=v, anchors=anchors,
+            precision=precision, attention=attention, image_size=image_size, warmup=warmup, repeats=repeats,
+        )  # fmt: skip
         results.append(r)
         peak = r["peak_total_bytes"] if r["peak_total_bytes"] is not None else r["peak_above_weights_bytes"]
         rows.append(
