@@ -21,6 +21,8 @@ Examples:
     'processor.blocks.3.norm.weight'
     >>> km.to_ours("decoder.weight") is None
     True
+    >>> km.to_official("decoder.weight", "decoder.weight")   # a default instead of KeyError
+    'decoder.weight'
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import Tensor
 
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 _GROUP = re.compile(r"\(([^()]*)\)")
 _REF = re.compile(r"\\(\d+)")
 _REGEX_SPECIALS = set(".^$*+?{}[]|()\\")
+_RAISE = object()
 
 
 def _pattern_parts(pattern: str) -> tuple[list[str], list[str]]:
@@ -96,9 +100,15 @@ class KeyMap:
         """Our key for an official key, or None when no rule matches."""
         return _apply(self._forward, official)
 
-    def to_official(self, ours: str) -> str | None:
-        """The official key of one of our keys (the first rule's name), or None."""
-        return _apply(self._inverse, ours)
+    def to_official(self, ours: str, default: Any = _RAISE) -> str:
+        """The official key of one of our keys (the first rule's name); when no rule matches,
+        ``default`` if given, else KeyError."""
+        name = _apply(self._inverse, ours)
+        if name is not None:
+            return name
+        if default is _RAISE:
+            raise KeyError(ours)
+        return default
 
 
 def _apply(rules: list[tuple[re.Pattern, str]], key: str) -> str | None:
@@ -106,14 +116,6 @@ def _apply(rules: list[tuple[re.Pattern, str]], key: str) -> str | None:
         if pattern.match(key):
             return pattern.sub(repl, key)
     return None
-
-
-def official_name(keymap: KeyMap, ours: str) -> str:
-    """``keymap.to_official(ours)``; KeyError when no rule gives one."""
-    name = keymap.to_official(ours)
-    if name is None:
-        raise KeyError(ours)
-    return name
 
 
 def strip_wrappers(sd: dict[str, Tensor], prefixes: Sequence[str], source: str) -> dict[str, Tensor]:
@@ -163,6 +165,6 @@ def convert_state_dict(
         out[ours], back[ours] = v, k
     for k in unmapped:  # reported as unexpected under their own names, never matched to ours
         out["\0" + k], back["\0" + k] = state_dict[k], k
-    names = {k: official_name(keymap, k) for k in expected} | back  # messages use the file's names
+    names = {k: keymap.to_official(k) for k in expected} | back  # messages use the file's names
     check_keys(expected, out, f"{source} ({label})", names=names)
     return out

@@ -95,10 +95,11 @@ class ModelWeights:
             wrapper_prefixes=self.wrapper_prefixes, source=source, label=self.label(config),
         )  # fmt: skip
 
-    def import_official(self, ckpt_path: str | os.PathLike, preset: str) -> dict[str, Tensor]:
+    def import_official(self, ckpt_path: str | os.PathLike, preset: str | None = None) -> dict[str, Tensor]:
         """Read an official checkpoint (``torch.load(weights_only=True)``; the ``{"model": ...}``
         nesting of the official code or a bare state dict) and return our state dict for
-        ``preset``, tensors as stored."""
+        ``preset`` (default: the official one), tensors as stored."""
+        preset = self.official_preset if preset is None else preset
         if preset not in self.presets:
             raise WeightsError(
                 f"unknown {self.title} preset {preset!r}; available: {', '.join(self.presets)}"

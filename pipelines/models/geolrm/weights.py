@@ -68,7 +68,7 @@ def _training_only(key: str) -> str | None:
 
 
 def _to_official(key: str) -> str:
-    return KEYMAP.to_official(key) or key
+    return KEYMAP.to_official(key, key)
 
 
 def convert_official(sd: dict[str, Tensor]) -> dict[str, Tensor]:

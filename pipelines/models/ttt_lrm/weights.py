@@ -39,11 +39,7 @@ Examples:
 
 from __future__ import annotations
 
-import os
-
-from torch import Tensor
-
-from pipelines.models.keymap import KeyMap, official_name
+from pipelines.models.keymap import KeyMap
 from pipelines.models.model_weights import ModelWeights
 from pipelines.models.ttt_lrm.config import OFFICIAL_PRESET, PRESETS, TTTLRMConfig
 
@@ -94,31 +90,9 @@ WEIGHTS = ModelWeights(
 )
 
 
-def map_key(official: str) -> str | None:
-    """Our key for an official key, or None when no rule matches."""
-    return KEYMAP.to_ours(official)
-
-
-def official_key(ours: str) -> str:
-    """The official key of one of our keys."""
-    return official_name(KEYMAP, ours)
-
-
-def expected_shapes(config: TTTLRMConfig) -> dict[str, tuple[int, ...]]:
-    """Our keys and shapes for ``config`` (built on the meta device: no memory)."""
-    return WEIGHTS.expected_shapes(config)
-
-
-def convert_official(
-    state_dict: dict[str, Tensor], config: TTTLRMConfig, source: str = "checkpoint"
-) -> dict[str, Tensor]:
-    """Official state dict -> ours for ``config``; raises WeightsError naming every key that does
-    not fit (see module doc)."""
-    return WEIGHTS.convert_official(state_dict, config, source)
-
-
-def import_official(ckpt_path: str | os.PathLike, preset: str = OFFICIAL_PRESET) -> dict[str, Tensor]:
-    """Read an official checkpoint (``torch.load(weights_only=True)``; the ``{"model": ...}``
-    nesting of the official code or a bare state dict) and return our state dict for ``preset``
-    (``official-full`` for dl3dv_full.pt, ``official-ar`` for dl3dv_ar.pt), tensors as stored."""
-    return WEIGHTS.import_official(ckpt_path, preset)
+# This module's functions are KEYMAP's and WEIGHTS' (tests and `lrm-studio weights import` use them):
+map_key = KEYMAP.to_ours  # official key -> ours, or None when no rule matches
+official_key = KEYMAP.to_official  # our key -> its official name; KeyError for a key of no rule
+expected_shapes = WEIGHTS.expected_shapes  # config -> our keys and shapes (built on the meta device)
+convert_official = WEIGHTS.convert_official  # (official state dict, config[, source]) -> ours, checked
+import_official = WEIGHTS.import_official  # (dl3dv_full.pt or dl3dv_ar.pt[, preset]) -> ours, checked
