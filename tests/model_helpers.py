@@ -67,6 +67,20 @@ def assert_import_round_trip(
     return rec
 
 
+def assert_mismatch_named(
+    import_official: Callable, ckpt: Path, preset: str, *, missing: str, unexpected: tuple[str, ...],
+    misshaped: str,
+) -> None:  # fmt: skip
+    """Importing ``ckpt`` fails with one message that names the one missing key, every
+    unexpected key and the mis-shaped key (``misshaped``: "KEY (shape) (expected (shape))")."""
+    with pytest.raises(WeightsError) as e:
+        import_official(ckpt, preset=preset)
+    msg = str(e.value)
+    assert f"missing 1 keys: {missing}" in msg
+    assert all(k in msg for k in unexpected), (unexpected, msg)
+    assert misshaped in msg
+
+
 class _Evil:
     def __init__(self, path: Path) -> None:
         self.path = path
