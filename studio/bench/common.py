@@ -123,9 +123,17 @@ def run_bench_case(target: str, *, device: str, isolate: bool = True, **kwargs: 
     return _resolve(target)(device=device, **kwargs)
 
 
-def out_of_memory(e: BaseException) -> str:
-    """The ``skipped`` entry of a case that ran out of CUDA memory."""
-    return f"out of memory: {str(e).splitlines()[0]}"
+def run_or_skip(case: Callable[[], dict], **skipped_row: Any) -> dict:
+    """``case()``; when CUDA runs out of memory, ``skipped_row`` with ``skipped`` saying so."""
+    try:
+        return case()
+    except torch.cuda.OutOfMemoryError as e:
+        return {**skipped_row, "skipped": f"out of memory: {str(e).splitlines()[0]}"}
+
+
+def view_counts(views: str) -> list[int]:
+    """``--views 4,8,16`` -> [4, 8, 16]."""
+    return [int(v) for v in views.split(",") if v.strip()]
 
 
 def release_memory() -> None:

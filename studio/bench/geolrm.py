@@ -34,6 +34,7 @@ from studio.bench.common import (
     save_results,
     synchronize,
     time_calls,
+    view_counts,
 )
 
 TARGET = {"views": 21, "anchors": 16384, "peak_gib": 6e9 / 2**30, "seconds": 0.5}
@@ -147,7 +148,7 @@ def main(
 
         anchors = 16384 if preset == "official" else PRESETS[preset].max_anchors
     rows, results = [], []
-    for v in (int(s) for s in views.split(",") if s.strip()):
+    for v in view_counts(views):
         r = run_bench_case(
             "studio.bench.geolrm:_case", device=dev, isolate=isolate, preset=preset, views=v, anchors=anchors,
             precision=precision, attention=attention, image_size=image_size, warmup=warmup, repeats=repeats,

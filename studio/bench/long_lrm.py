@@ -15,6 +15,7 @@ Examples:
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -26,12 +27,13 @@ from studio.bench.common import (
     device_description,
     measure_reconstructor,
     offline_row,
-    out_of_memory,
     print_skipped,
     print_table,
     release_memory,
     run_bench_case,
+    run_or_skip,
     save_results,
+    view_counts,
 )
 
 
@@ -89,10 +91,8 @@ def bench(
         for v in views:
             kw = dict(config_json=cfg.to_json(), views=v, height=height, width=width, warmup=warmup,
                       repeats=repeats, backend=backend)  # fmt: skip
-            try:  # on the CPU in a fresh process: honest peak RSS
-                row = run_bench_case("studio.bench.long_lrm:run_case", device=device, **kw)
-            except torch.cuda.OutOfMemoryError as e:
-                row = {"views": v, "width": width, "height": height, "skipped": out_of_memory(e)}
+            case = partial(run_bench_case, "studio.bench.long_lrm:run_case", device=device, **kw)
+            row = run_or_skip(case, views=v, width=width, height=height)  # CPU: fresh process, honest RSS
             row["model"] = name
             rows.append(row)
             release_memory()
@@ -129,7 +129,7 @@ def main(
     m = PRESETS[preset].patch_size_out
     if height % m or width % m:
         raise SystemExit(f"--height and --width must be multiples of {m}")
-    counts = [int(v) for v in views.split(",") if v.strip()]
+    counts = view_counts(views)
     result = bench(preset, counts, height, width, device, baseline_transformer, warmup, repeats, backend)
     table = [offline_row(r) for r in result["rows"]]
     print_table(f"Long-LRM {preset} on {result['device']}", OFFLINE_COLUMNS, table)

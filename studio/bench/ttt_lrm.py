@@ -26,6 +26,7 @@ Examples:
 from __future__ import annotations
 
 import statistics
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -37,13 +38,14 @@ from studio.bench.common import (
     device_description,
     measure_reconstructor,
     offline_row,
-    out_of_memory,
     print_skipped,
     print_table,
     release_memory,
     run_bench_case,
+    run_or_skip,
     save_results,
     synthetic_views,
+    view_counts,
 )
 
 PAPER_S = {  # tttLRM Tab. 2 via third-party transcriptions (reference notes)
@@ -97,17 +99,11 @@ def bench_offline(
     rows = []
     for v in views:
         kw = dict(config_json=c.to_json(), views=v, warmup=warmup, repeats=repeats)
-        try:
-            row = run_bench_case("studio.bench.ttt_lrm:run_case", device=device, isolate=isolate, **kw)
-        except torch.cuda.OutOfMemoryError as e:
-            row = {"model": "ttt-lrm", "views": v, "skipped": out_of_memory(e)}
-        rows.append(row)
+        case = partial(run_bench_case, "studio.bench.ttt_lrm:run_case", device=device, isolate=isolate, **kw)
+        rows.append(run_or_skip(case, model="ttt-lrm", views=v))
         if compare_long_lrm:
-            try:
-                ll = long_lrm_case(LONG_LRM_PRESET.get(preset, "tiny"), v, c, device, warmup, repeats)
-                rows.append(ll)
-            except torch.cuda.OutOfMemoryError as e:
-                rows.append({"model": "long-lrm", "views": v, "skipped": out_of_memory(e)})
+            ll = partial(long_lrm_case, LONG_LRM_PRESET.get(preset, "tiny"), v, c, device, warmup, repeats)
+            rows.append(run_or_skip(ll, model="long-lrm", views=v))
         release_memory()
     return {"benchmark": "ttt-lrm", "preset": preset, "device": device_description(device), "rows": rows}
 
@@ -226,8 +222,7 @@ def main(
         )
         save_results(json, result)
         return 0
-    counts = [int(v) for v in views.split(",") if v.strip()]
-    result = bench_offline(c, preset, counts, device, compare_long_lrm, warmup, repeats, isolate)
+    result = bench_offline(c, preset, view_counts(views), device, compare_long_lrm, warmup, repeats, isolate)
     official = preset.startswith("official")
     cols = OFFLINE_COLUMNS + (["paper s", "target s"] if official else [])
     table = []
