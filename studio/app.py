@@ -284,7 +284,7 @@ class Studio:
         slot's content, so the reconstruction is seen growing chunk by chunk. Raises ValueError
         at once when nothing is open, the model is unknown or cannot stream."""
         from pipelines.models.base import supports_streaming
-        from studio.commands.reconstruct import reconstruct
+        from studio.commands.reconstruct import ReconstructOptions, reconstruct
 
         capture = self._require_capture()
         if model not in self.capabilities.models:
@@ -304,11 +304,13 @@ class Studio:
                 self.show(slot, step.gaussians.detach().to("cpu"), label=label)
 
         def run(progress: Progress, cancel: CancelToken) -> Path:
-            return reconstruct(
-                capture.root, model=model, preset=preset, weights=weights, views=views, device=device,
-                stream=live, chunk_views=chunk_views, on_chunk=on_chunk if live else None,
-                progress=progress, cancel=cancel,
+            options = ReconstructOptions(
+                model=model, preset=preset, weights=weights, views=views, device=device, stream=live,
+                chunk_views=chunk_views,
             )  # fmt: skip
+            return reconstruct(
+                capture.root, options, on_chunk=on_chunk if live else None, progress=progress, cancel=cancel
+            )
 
         def done(run_dir: Path) -> None:
             self._emit(RUNS)
