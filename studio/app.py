@@ -3,7 +3,7 @@ results shown in the scene, and the job queue.
 
 The viewer (viser) only reads this state and calls its methods; every browser tab shares one
 :class:`Studio`, so every tab sees the same state. Changes are announced to subscribers by
-topic (:data:`CAPTURES`, :data:`CAPTURE`, :data:`RUNS`, :data:`SCENE`); job changes come from
+topic (:data:`CAPTURES`, :data:`CAPTURE`, :data:`RUNS`, :data:`SCENE`, :data:`PATH`); job changes come from
 ``studio.jobs.add_listener``. Methods are thread-safe: viser callbacks run on a thread pool and
 jobs on the job worker.
 
@@ -42,6 +42,7 @@ CAPTURES = "captures"  # the list of captures in the workspace changed
 CAPTURE = "capture"  # another capture was opened (or the open one was reloaded)
 RUNS = "runs"  # runs of the open capture were added or deleted
 SCENE = "scene"  # results shown in the scene changed (studio.shown)
+PATH = "path"  # the camera path being edited (studio.paths), its files or its last video changed
 
 SLOTS = ("A", "B")  # result slots of the scene: the compare panel puts A against B
 
@@ -135,6 +136,9 @@ class Studio:
         self._shown: dict[str, Shown] = {}
         self._thumbs: dict[tuple[Path, int], list[np.ndarray]] = {}
         self._subscribers: list[Subscriber] = []
+        from studio.paths import PathEditor
+
+        self.paths = PathEditor(self)  # the camera path edited in the page (topic PATH)
 
     # ----------------------------------------------------------- subscribers
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
@@ -148,6 +152,11 @@ class Studio:
                     self._subscribers.remove(fn)
 
         return unsubscribe
+
+    def announce(self, topic: str) -> None:
+        """Tell subscribers that ``topic`` changed (for state kept beside the studio, e.g.
+        ``studio.paths``)."""
+        self._emit(topic)
 
     def _emit(self, topic: str) -> None:
         with self._lock:
@@ -224,6 +233,10 @@ class Studio:
             self.open_capture(capture.root.name)
 
         return self.jobs.submit(f"Ingest + SfM: {dest.name}", run, kind="sfm", on_done=done)
+
+    def require_capture(self) -> Capture:
+        """The open capture; ValueError saying what to do when none is open."""
+        return self._require_capture()
 
     def _require_capture(self) -> Capture:
         capture = self.capture

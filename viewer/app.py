@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 import viser
 
-from studio.app import CAPTURE, CAPTURES, RUNS, SCENE, Studio, open_studio
+from studio.app import CAPTURE, CAPTURES, PATH, RUNS, SCENE, Studio, open_studio
 from studio.config import StudioConfig
 from viewer.panels.cameras import CamerasPanel, add_cameras_panel
 from viewer.panels.capture import CapturePanel, add_capture_panel
 from viewer.panels.jobs import JobsPanel, add_jobs_panel
+from viewer.panels.paths import PathsPanel, add_paths_panel
 from viewer.panels.runs import RunsPanel, add_runs_panel
 from viewer.scene import SceneView
 
@@ -39,6 +40,7 @@ class Viewer:
     capture: CapturePanel
     cameras: CamerasPanel
     runs: RunsPanel
+    paths: PathsPanel
 
     def on_change(self, topic: str) -> None:
         """Bring handles and scene nodes up to date after a studio change (any thread)."""
@@ -51,11 +53,14 @@ class Viewer:
             self.scene.set_capture(capture, thumbs)
             self.capture.refresh(studio)
             self.cameras.refresh(studio, self.scene)
+            self.paths.refresh(studio)  # a new capture starts an empty path in its world
         elif topic == RUNS:
             self.runs.refresh(studio)
         elif topic == SCENE:
             self.scene.set_results(studio.shown)
             self.runs.refresh(studio)
+        elif topic == PATH:
+            self.paths.refresh(studio)
 
 
 def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
@@ -73,7 +78,9 @@ def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
         cameras = add_cameras_panel(server, studio, scene)
     with tabs.add_tab("Runs", icon=viser.Icon.LIST):
         runs = add_runs_panel(server, studio)
-    viewer = Viewer(server, studio, scene, tabs, jobs, capture, cameras, runs)
+    with tabs.add_tab("Path", icon=viser.Icon.ROUTE):
+        paths = add_paths_panel(server, studio, scene)
+    viewer = Viewer(server, studio, scene, tabs, jobs, capture, cameras, runs, paths)
     studio.subscribe(viewer.on_change)
     for topic in (CAPTURE, RUNS, SCENE):
         viewer.on_change(topic)

@@ -2,7 +2,7 @@
 automatic paths (:mod:`auto`), nerfstudio camera_path.json interchange (:mod:`nerfstudio`) and
 videos rendered along a path (:mod:`video`). Pure computation: nothing here imports viser."""
 
-from pipelines.paths.auto import center_of_interest, input_cameras_path, world_up, orbit_path
+from pipelines.paths.auto import center_of_interest, input_cameras_path, orbit_path, world_up
 from pipelines.paths.interpolate import PathPoses, interpolate, pose_at, sample_cameras
 from pipelines.paths.nerfstudio import (
     from_nerfstudio,

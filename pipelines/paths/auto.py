@@ -82,8 +82,8 @@ def center_of_interest(
     the sparse ``points`` [P, 3], else a point ahead of the mean camera (by the cameras'
     extent). ``prefer="points"``: the points' median first, then the axes, then ahead.
     """
-    pts = None if points is None else torch.as_tensor(np.asarray(points), dtype=torch.float64)
-    from_points = pts.median(dim=0).values if pts is not None and len(pts) else None
+    pts = None if points is None else np.asarray(points, dtype=np.float64)
+    from_points = torch.from_numpy(np.median(pts, axis=0)) if pts is not None and len(pts) else None
     from_axes = axes_convergence(cameras)
     order = (from_axes, from_points) if prefer == "axes" else (from_points, from_axes)
     for x in order:
@@ -149,7 +149,11 @@ def orbit_path(
 
 
 def _any_perpendicular(v: Tensor) -> Tensor:
-    helper = torch.tensor([1.0, 0, 0], dtype=v.dtype) if abs(float(v[0])) < 0.9 else torch.tensor([0, 1.0, 0], dtype=v.dtype)
+    helper = (
+        torch.tensor([1.0, 0, 0], dtype=v.dtype)
+        if abs(float(v[0])) < 0.9
+        else torch.tensor([0, 1.0, 0], dtype=v.dtype)
+    )
     return torch.nn.functional.normalize(torch.linalg.cross(v, helper), dim=0)
 
 
@@ -201,7 +205,9 @@ def input_cameras_path(
     pos, quat = pos[pick], quat[pick]
     fovs = torch.rad2deg(cams.fov_y_rad())[pick]
     varied = float(fovs.max() - fovs.min()) > 0.5
-    scale = float((cameras.centers().double().cpu() - center_of_interest(cameras, points)).norm(dim=-1).median())
+    scale = float(
+        (cameras.centers().double().cpu() - center_of_interest(cameras, points)).norm(dim=-1).median()
+    )
     step = (pos[1:] - pos[:-1]).norm(dim=-1)
     step = step + max(scale, 1e-6) * quat_log(quat_multiply(quat_conjugate(quat[:-1]), quat[1:])).norm(dim=-1)
     step = step + 1e-3 * float(step.mean()) + 1e-12  # strictly increasing times

@@ -122,7 +122,9 @@ def _hermite(p0: Tensor, m0: Tensor, p1: Tensor, m1: Tensor, h: Tensor, s: Tenso
     """Cubic Hermite at s [T] in [0, 1] of segments [T, D] lasting h [T] seconds."""
     s, h = s[:, None], h[:, None]
     s2, s3 = s * s, s * s * s
-    return (2 * s3 - 3 * s2 + 1) * p0 + (s3 - 2 * s2 + s) * h * m0 + (-2 * s3 + 3 * s2) * p1 + (s3 - s2) * h * m1
+    return (
+        (2 * s3 - 3 * s2 + 1) * p0 + (s3 - 2 * s2 + s) * h * m0 + (-2 * s3 + 3 * s2) * p1 + (s3 - s2) * h * m1
+    )
 
 
 def interpolate(path: CameraPath, times: Tensor) -> PathPoses:

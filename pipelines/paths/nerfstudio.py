@@ -64,7 +64,9 @@ def _from_file_frame(c2w_gl: Tensor, world: Similarity | None) -> Tensor:
     """Inverse of :func:`_to_file_frame`: OpenGL c2w [N, 4, 4] in the file's world -> OpenCV
     c2w [N, 4, 4] in ours, float64 (Keyframe snaps rotations rounded in the file)."""
     n = len(c2w_gl)
-    cams = Cameras.from_opengl(c2w_gl.double(), torch.eye(3, dtype=torch.float64).expand(n, 3, 3).clone(), 1, 1)
+    cams = Cameras.from_opengl(
+        c2w_gl.double(), torch.eye(3, dtype=torch.float64).expand(n, 3, 3).clone(), 1, 1
+    )
     if world is not None:
         cams = cams.transform(world.inverse())
     return cams.c2w
@@ -80,7 +82,9 @@ def _matrices(rows: list[Any], key: str, where: str) -> Tensor:
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{where}: every entry needs {key!r} as 16 numbers ({e})") from e
     if m.shape[1:] != (16,):
-        raise ValueError(f"{where}: {key!r} must hold 16 numbers (a flattened 4x4), got shape {tuple(m.shape)}")
+        raise ValueError(
+            f"{where}: {key!r} must hold 16 numbers (a flattened 4x4), got shape {tuple(m.shape)}"
+        )
     return m.reshape(-1, 4, 4)
 
 
@@ -91,7 +95,7 @@ def to_nerfstudio(path: CameraPath, *, world: Similarity | None = None) -> dict:
     if n == 0:
         raise ValueError("the camera path has no keyframes; nothing to write")
     knots = path.knot_times().tolist()
-    transitions = [b - a for a, b in zip(knots[:-1], knots[1:])]  # transition into keyframe i+1 (%N)
+    transitions = [b - a for a, b in zip(knots[:-1], knots[1:], strict=True)]  # into keyframe i+1 (mod N)
     default_transition = sum(transitions) / len(transitions) if transitions else path.duration_s
     into = {(i + 1) % n: dt for i, dt in enumerate(transitions)}
     aspect = path.aspect
@@ -145,7 +149,9 @@ def from_nerfstudio(d: dict, *, world: Similarity | None = None) -> CameraPath:
         raise ValueError("a camera path file holds a JSON object")
     camera_type = str(d.get("camera_type", "perspective")).lower()
     if camera_type != "perspective":
-        raise ValueError(f"camera_type {camera_type!r} is not supported: lrm-studio renders perspective (pinhole) cameras")
+        raise ValueError(
+            f"camera_type {camera_type!r} is not supported: lrm-studio renders perspective (pinhole) cameras"
+        )
     try:
         height, width = int(d["render_height"]), int(d["render_width"])
         fps = float(d.get("fps", 30.0))
@@ -193,9 +199,15 @@ def from_nerfstudio(d: dict, *, world: Similarity | None = None) -> CameraPath:
         fps = 1.0 / dt
         duration = seconds if loop else max(dt, (len(frames) - 1) * dt)
     return CameraPath(
-        keys, duration_s=duration, fps=fps, loop=loop, default_fov_deg=default_fov,
-        width=width, height=height, smoothness=smoothness,
-    )  # fmt: skip
+        keys,
+        duration_s=duration,
+        fps=fps,
+        loop=loop,
+        default_fov_deg=default_fov,
+        width=width,
+        height=height,
+        smoothness=smoothness,
+    )
 
 
 def read_camera_path(file: str | os.PathLike, *, world: Similarity | None = None) -> CameraPath:
@@ -217,7 +229,8 @@ def write_camera_path(file: str | os.PathLike, path: CameraPath, *, world: Simil
 
 
 def nerfstudio_world(
-    dataparser_transforms: str | os.PathLike | dict | None = None, applied_transform: Tensor | list | None = None
+    dataparser_transforms: str | os.PathLike | dict | None = None,
+    applied_transform: Tensor | list | None = None,
 ) -> Similarity:
     """The similarity from our capture's world (COLMAP's, as in cameras.json) to the world of a
     nerfstudio model: first transforms.json's ``applied_transform`` [3, 4] (rigid; what
@@ -229,7 +242,11 @@ def nerfstudio_world(
         A[:3] = torch.as_tensor(applied_transform, dtype=torch.float64)
         sim = _rigid(A, "applied_transform")
     if dataparser_transforms is not None:
-        dp = dataparser_transforms if isinstance(dataparser_transforms, dict) else read_json(dataparser_transforms)
+        dp = (
+            dataparser_transforms
+            if isinstance(dataparser_transforms, dict)
+            else read_json(dataparser_transforms)
+        )
         T = torch.eye(4, dtype=torch.float64)
         T[:3] = torch.as_tensor(dp["transform"], dtype=torch.float64)
         s = float(dp.get("scale", 1.0))
@@ -240,6 +257,9 @@ def nerfstudio_world(
 
 def _rigid(T: Tensor, what: str) -> Similarity:
     R = T[:3, :3]
-    if float((R.T @ R - torch.eye(3, dtype=torch.float64)).abs().max()) > 1e-4 or float(torch.linalg.det(R)) <= 0:
+    if (
+        float((R.T @ R - torch.eye(3, dtype=torch.float64)).abs().max()) > 1e-4
+        or float(torch.linalg.det(R)) <= 0
+    ):
         raise ValueError(f"{what} is not a rotation plus translation: {T[:3].tolist()}")
     return Similarity(1.0, R, T[:3, 3])

@@ -65,7 +65,9 @@ class Keyframe:
         object.__setattr__(self, "c2w", _as_c2w(self.c2w))
         if self.fov_y_deg is not None:
             fov = float(self.fov_y_deg)
-            assert MIN_FOV_DEG <= fov <= MAX_FOV_DEG, f"fov_y_deg {fov} outside [{MIN_FOV_DEG}, {MAX_FOV_DEG}]"
+            assert MIN_FOV_DEG <= fov <= MAX_FOV_DEG, (
+                f"fov_y_deg {fov} outside [{MIN_FOV_DEG}, {MAX_FOV_DEG}]"
+            )
             object.__setattr__(self, "fov_y_deg", fov)
         if self.time_s is not None:
             object.__setattr__(self, "time_s", float(self.time_s))
@@ -138,7 +140,7 @@ class CameraPath:
             known.setdefault(last, self.duration_s)
         anchors = sorted(known)
         t = torch.empty(last + 1, dtype=torch.float64)
-        for a, b in zip(anchors[:-1], anchors[1:]):
+        for a, b in zip(anchors[:-1], anchors[1:], strict=True):
             t[a : b + 1] = torch.linspace(known[a], known[b], b - a + 1, dtype=torch.float64)
         t[anchors[-1]] = known[anchors[-1]]
         steps = t[1:] - t[:-1]
@@ -250,4 +252,3 @@ def even_size(height: int, aspect: float) -> tuple[int, int]:
     h = max(2, int(height) // 2 * 2)
     w = max(2, 2 * round(h * aspect / 2))
     return w, h
-

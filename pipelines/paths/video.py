@@ -64,7 +64,7 @@ class VideoResult:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when CUDA is available, else "cpu"; anything else unchanged."""
+    """ "auto" -> "cuda" when CUDA is available, else "cpu"; anything else unchanged."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -149,8 +149,15 @@ def render_frames(
             yield compose([im[j] for im in images], labels)
 
 
-def write_mp4(frames: Iterator[np.ndarray], out: str | os.PathLike, *, fps: float, total: int | None = None,
-              progress: Progress = no_progress, cancel: CancelToken | None = None) -> int:  # fmt: skip
+def write_mp4(
+    frames: Iterator[np.ndarray],
+    out: str | os.PathLike,
+    *,
+    fps: float,
+    total: int | None = None,
+    progress: Progress = no_progress,
+    cancel: CancelToken | None = None,
+) -> int:
     """Encode uint8 frames [H, W, 3] (even H and W, all one size) to H.264 MP4 (yuv420p) at
     ``out``, atomically. Returns the number of frames; raises ValueError for odd sizes or no
     frames, Cancelled when ``cancel`` is set (nothing is written)."""
@@ -165,7 +172,9 @@ def write_mp4(frames: Iterator[np.ndarray], out: str | os.PathLike, *, fps: floa
                 if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
                     raise ValueError(f"frames must be uint8 [H, W, 3], got {frame.dtype} {frame.shape}")
                 if frame.shape[0] % 2 or frame.shape[1] % 2:
-                    raise ValueError(f"H.264 (yuv420p) needs even sides; frame is {frame.shape[1]}x{frame.shape[0]}")
+                    raise ValueError(
+                        f"H.264 (yuv420p) needs even sides; frame is {frame.shape[1]}x{frame.shape[0]}"
+                    )
                 video.write_frame(np.ascontiguousarray(frame))
                 count += 1
                 if total:
@@ -203,10 +212,13 @@ def render_video(
     cams = sample_cameras(path, width, height)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    frames = render_frames(panels, cams, device=device, background=background, batch=batch, cancel=cancel,
-                           timings=timings)  # fmt: skip
+    frames = render_frames(
+        panels, cams, device=device, background=background, batch=batch, cancel=cancel, timings=timings
+    )
     progress(0.0, f"rendering {len(cams)} frames of {width}x{height} on {device}")
     n = write_mp4(frames, out, fps=path.fps, total=len(cams), progress=progress, cancel=cancel)
     total_s = time.perf_counter() - t0
     render_s = timings.get("render_s", 0.0)
-    return VideoResult(Path(out), n, width * len(panels), height, path.fps, render_s, total_s - render_s, device)
+    return VideoResult(
+        Path(out), n, width * len(panels), height, path.fps, render_s, total_s - render_s, device
+    )
