@@ -81,13 +81,16 @@ def test_mp4_has_the_expected_frame_count_size_and_fps(gen, tmp_path):
         tuple(Keyframe(c) for c in cams.c2w), duration_s=1.0, fps=fps, loop=True, width=16, height=9
     )
     out = tmp_path / "ab.mp4"
+    reports: list[tuple[float, str]] = []
     res = render_video(
-        [Panel(g, "A: long-lrm"), Panel(g.clone(), "B: 3dgs")], path, out, height=height, device="cpu"
+        [Panel(g, "A: long-lrm"), Panel(g.clone(), "B: 3dgs")], path, out, height=height, device="cpu",
+        progress=lambda f, m: reports.append((f, m)),
     )
     w, h = even_size(height, 16 / 9)
     n = round(fps)  # a loop of 1 s
     frames = iio.imread(out, plugin="pyav")
     assert frames.shape == (n, h, 2 * w, 3) and (res.frames, res.width, res.height) == (n, 2 * w, h)
+    assert [f for f, _ in reports] == pytest.approx([0.0] + [(k + 1) / n for k in range(n)])  # one per frame
     meta = iio.immeta(out, plugin="pyav")
     assert meta["codec"] == "h264" and meta["video_format"] == "yuv420p" and meta["fps"] == pytest.approx(fps)
     # The two panels hold the same Gaussians: left and right halves agree below the labels.

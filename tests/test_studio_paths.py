@@ -143,7 +143,7 @@ def test_video_job_renders_slots_with_progress_and_cancel(studio, gen):
     w, h = even_size(32, 96 / 64)
     frames = iio.imread(video, plugin="pyav")
     assert frames.shape == (4, h, 2 * w, 3)  # a loop of 0.5 s at 8 fps
-    assert state.result.frames == 4 and max(fractions) == 1.0 and any(0 < f < 1 for f in fractions)
+    assert state.result.frames == 4 and fractions[-1] == 1.0  # (progress notifications are throttled)
 
     # Cancel while rendering: the job ends as cancelled, nothing new is written.
     editor.set_timing(duration_s=5.0)
