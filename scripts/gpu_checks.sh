@@ -44,6 +44,18 @@ $PY -m studio.cli bench long-lrm --preset official-540p --views 4,8,16,32 --heig
 $PY -m studio.cli bench long-lrm --preset official-540p --views 4,8,16,32 --height 544 --width 960 \
   --backend torch --repeats 3 --json "$OUT/long_lrm_torch_scan.json"
 
+# ---------------------------------------------------------------- tttLRM
+# NS5 in bf16 vs float64, CUDA bf16 vs CPU fp32, streaming == offline at the official width, memory bound
+$PY -m pytest -q -rs -m gpu tests/test_ttt_lrm_gpu.py
+# target (issue [ttt-lrm]): half the paper's 3.6 / 7.2 / 14.8 s for 16 / 32 / 64 views (960x536, images in ->
+# pruned Gaussians out) on an H100; Long-LRM (official-540p, 960x544) on the same views beside it
+$PY -m studio.cli bench ttt-lrm --preset official-full --views 16,32,64 --compare-long-lrm \
+  --json "$OUT/ttt_lrm_full.json"
+$PY -m studio.cli bench ttt-lrm --preset official-ar --views 16,32,64 --json "$OUT/ttt_lrm_ar.json"
+# streaming: per-chunk update time vs chunks absorbed (official-ar, 4 views per chunk, 16 chunks = 64 views)
+$PY -m studio.cli bench ttt-lrm --preset official-ar --stream --chunks 16 --repeats 3 \
+  --json "$OUT/ttt_lrm_stream.json"
+
 # ---------------------------------------------------------------- Renderer
 # gsplat JIT-compiles its CUDA kernels on the first render (a few minutes; MAX_JOBS limits the
 # parallel compile jobs; the build is cached under ~/.cache/torch_extensions).

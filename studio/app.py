@@ -238,6 +238,58 @@ class Studio:
         """The open capture; ValueError saying what to do when none is open."""
         return self._require_capture()
 
+    def submit_reconstruct(
+        self,
+        model: str,
+        *,
+        preset: str | None = None,
+        weights: Path | None = None,
+        views: int | None = None,
+        live: bool = False,
+        chunk_views: int | None = None,
+        device: str = "auto",
+        slot: str = "A",
+    ) -> JobState:
+        """Queue a feed-forward reconstruction of the open capture into a new run, shown in
+        ``slot`` when done. ``live`` (models that stream: tttLRM): the views are fed in frame
+        order ``chunk_views`` at a time and the Gaussians decoded after each chunk replace the
+        slot's content, so the reconstruction is seen growing chunk by chunk. Raises ValueError
+        at once when nothing is open, the model is unknown or cannot stream."""
+        from pipelines.models.base import supports_streaming
+        from studio.commands.reconstruct import reconstruct
+
+        capture = self._require_capture()
+        if model not in self.capabilities.models:
+            raise ValueError(f"unknown model {model!r}; available: {', '.join(self.capabilities.models)}")
+        if slot not in SLOTS:
+            raise ValueError(f"unknown slot {slot!r}; slots: {', '.join(SLOTS)}")
+        if live and not supports_streaming(model):
+            raise ValueError(f"{model} does not stream; live reconstruction needs a streaming model: ttt-lrm")
+
+        def still_open() -> bool:
+            current = self.capture
+            return current is not None and current.root == capture.root
+
+        def on_chunk(step) -> None:  # on the job's thread, after every absorbed chunk
+            if step.gaussians is not None and still_open():
+                label = f"{model} live: {step.views} views (chunk {step.index + 1})"
+                self.show(slot, step.gaussians.detach().to("cpu"), label=label)
+
+        def run(progress: Progress, cancel: CancelToken) -> Path:
+            return reconstruct(
+                capture.root, model=model, preset=preset, weights=weights, views=views, device=device,
+                stream=live, chunk_views=chunk_views, on_chunk=on_chunk if live else None,
+                progress=progress, cancel=cancel,
+            )  # fmt: skip
+
+        def done(run_dir: Path) -> None:
+            self._emit(RUNS)
+            if still_open():
+                self.show_run(Path(run_dir).name, slot)
+
+        title = f"{model}{' live' if live else ''}: {capture.name}"
+        return self.jobs.submit(title, run, kind="reconstruct", on_done=done)
+
     def _require_capture(self) -> Capture:
         capture = self.capture
         if capture is None:

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench geolrm": ("studio.bench.geolrm:main", "GeoLRM inference time and peak memory vs number of views"),
     "serve": ("studio.commands.serve:serve", "the studio in the browser (127.0.0.1:8080; demo capture)"),
     "bench long-lrm": ("studio.bench.long_lrm:main", "Long-LRM inference time, memory, Gaussians vs views"),
+    "bench ttt-lrm": ("studio.bench.ttt_lrm:main", "tttLRM time, memory vs views; per-chunk streaming"),
     "reconstruct": ("studio.commands.reconstruct:main", "run a feed-forward model on a capture"),
     "render": ("studio.commands.render:main", "runs along a camera path into an MP4 (A | B side by side)"),
     "weights import": ("studio.commands.weights:main", "convert an official checkpoint to safetensors"),

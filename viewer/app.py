@@ -24,6 +24,7 @@ from viewer.panels.cameras import CamerasPanel, add_cameras_panel
 from viewer.panels.capture import CapturePanel, add_capture_panel
 from viewer.panels.jobs import JobsPanel, add_jobs_panel
 from viewer.panels.paths import PathsPanel, add_paths_panel
+from viewer.panels.reconstruct import ReconstructPanel, add_reconstruct_panel
 from viewer.panels.runs import RunsPanel, add_runs_panel
 from viewer.scene import SceneView
 
@@ -40,6 +41,7 @@ class Viewer:
     capture: CapturePanel
     cameras: CamerasPanel
     runs: RunsPanel
+    reconstruct: ReconstructPanel
     paths: PathsPanel
 
     def on_change(self, topic: str) -> None:
@@ -53,6 +55,7 @@ class Viewer:
             self.scene.set_capture(capture, thumbs)
             self.capture.refresh(studio)
             self.cameras.refresh(studio, self.scene)
+            self.reconstruct.refresh(studio)
             self.paths.refresh(studio)  # a new capture starts an empty path in its world
         elif topic == RUNS:
             self.runs.refresh(studio)
@@ -78,9 +81,11 @@ def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
         cameras = add_cameras_panel(server, studio, scene)
     with tabs.add_tab("Runs", icon=viser.Icon.LIST):
         runs = add_runs_panel(server, studio)
+    with tabs.add_tab("Reconstruct", icon=viser.Icon.PLAYER_PLAY):
+        reconstruct = add_reconstruct_panel(server, studio)
     with tabs.add_tab("Path", icon=viser.Icon.ROUTE):
         paths = add_paths_panel(server, studio, scene)
-    viewer = Viewer(server, studio, scene, tabs, jobs, capture, cameras, runs, paths)
+    viewer = Viewer(server, studio, scene, tabs, jobs, capture, cameras, runs, reconstruct, paths)
     studio.subscribe(viewer.on_change)
     for topic in (CAPTURE, RUNS, SCENE):
         viewer.on_change(topic)

@@ -30,6 +30,7 @@ from pipelines.transforms import Similarity
 MODELS: dict[str, str] = {
     "geolrm": "pipelines.models.geolrm",
     "long-lrm": "pipelines.models.long_lrm",
+    "ttt-lrm": "pipelines.models.ttt_lrm",
 }
 
 
@@ -74,13 +75,21 @@ class Reconstructor(Protocol):
     """Views in, Reconstruction out. Optional planning members that ``lrm-studio reconstruct``
     uses when present: ``default_views`` (int), ``select_views(cameras, n, candidates) ->
     list[int]``, ``check_memory(views, width, height)`` (raises before any work when it will not
-    fit), ``weights`` (path or None), ``seed``."""
+    fit), ``weights`` (path or None), ``seed``. Streaming models (:func:`supports_streaming`) also
+    have ``reconstruct_streaming(views, *, chunk_views, preview, on_chunk, progress, cancel)`` and
+    ``stream_chunk_views(n)`` (tttLRM: pipelines/models/ttt_lrm/reconstructor.py)."""
 
     name: str
 
     def __call__(
         self, views: Views, *, progress: Progress = no_progress, cancel: CancelToken | None = None
     ) -> Reconstruction: ...
+
+
+def supports_streaming(name: str) -> bool:
+    """Whether a registered model reconstructs chunk by chunk (its package sets ``STREAMING = True``
+    and its reconstructor has ``reconstruct_streaming``: tttLRM)."""
+    return name in MODELS and bool(getattr(importlib.import_module(MODELS[name]), "STREAMING", False))
 
 
 def load_model(

@@ -66,18 +66,18 @@ def unwrap_state_dict(obj: Any, nest_keys: tuple[str, ...], source: str) -> dict
     not_tensors = [str(k) for k, v in obj.items() if not isinstance(v, Tensor)]
     if not_tensors:
         hints = [
-            f"'{k}' holds keys {_listing([str(x) for x in v])}"
+            f"'{k}' holds keys {key_listing([str(x) for x in v])}"
             for k, v in obj.items()
             if isinstance(v, Mapping) and v and all(isinstance(x, Tensor) for x in v.values())
         ]
         raise WeightsError(
-            f"{source}: not a checkpoint of this model: top-level entries {_listing(not_tensors)} are not "
+            f"{source}: not a checkpoint of this model: top-level entries {key_listing(not_tensors)} are not "
             f"tensors and none of {list(nest_keys)} is present" + ("; " + "; ".join(hints) if hints else "")
         )
     return dict(obj)
 
 
-def _listing(keys: list[str]) -> str:
+def key_listing(keys: list[str]) -> str:
     keys = sorted(keys)
     shown = ", ".join(keys[:MAX_LISTED])
     return shown + (f", ... ({len(keys) - MAX_LISTED} more)" if len(keys) > MAX_LISTED else "")
@@ -107,11 +107,11 @@ def check_keys(
                 f"  missing all {len(missing)} keys of the model (none of the file's keys belongs to it)"
             )
         elif missing:
-            parts.append(f"  missing {len(missing)} keys: {_listing(missing)}")
+            parts.append(f"  missing {len(missing)} keys: {key_listing(missing)}")
         if unexpected:
-            parts.append(f"  unexpected {len(unexpected)} keys: {_listing(unexpected)}")
+            parts.append(f"  unexpected {len(unexpected)} keys: {key_listing(unexpected)}")
         if misshaped:
-            parts.append(f"  mis-shaped {len(misshaped)} keys: {_listing(misshaped)}")
+            parts.append(f"  mis-shaped {len(misshaped)} keys: {key_listing(misshaped)}")
         raise WeightsError("\n".join(parts))
 
 

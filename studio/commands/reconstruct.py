@@ -1,18 +1,23 @@
-"""``lrm-studio reconstruct CAPTURE --model NAME [--weights FILE | --preset NAME] [--views N]``.
+"""``lrm-studio reconstruct CAPTURE --model NAME [--weights FILE | --preset NAME] [--views N] [--stream]``.
 
 Loads the capture, picks the input views among its train-split frames (the model's own selection,
 e.g. Long-LRM's k-means, else evenly spaced), checks memory, runs the model with a progress bar
 (Ctrl-C cancels cleanly) and writes a run folder: gaussians.ply in the capture's world frame, then
 run.json (method, params, weights, timings, device, num_gaussians). Nothing is written when the
 run fails or is cancelled.
+
+``--stream`` (models with ``reconstruct_streaming``, i.e. tttLRM) feeds the views in frame order,
+``--chunk-views`` at a time, updating the model's state per chunk; each chunk's timing is reported
+as it happens (progress), listed in run.json (``stream``) and printed as a table.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import torch
 import tyro
@@ -57,14 +62,22 @@ def reconstruct(
     device: str = "auto",
     seed: int = 0,
     min_opacity: float = 0.001,
+    stream: bool = False,
+    chunk_views: int | None = None,
+    preview: Literal["merge", "full", "none"] = "merge",
+    on_chunk: Callable[[Any], None] | None = None,
     progress: Progress = no_progress,
     cancel: CancelToken | None = None,
 ) -> Path:
-    """Run a feed-forward model on a capture and write a run; returns the run folder."""
+    """Run a feed-forward model on a capture and write a run; returns the run folder. With
+    ``stream``, ``on_chunk(step)`` hears each absorbed chunk (the model's StreamStep: timings and
+    a preview of the Gaussians in the capture's frame)."""
     device = _resolve_device(device)
     t_start = time.perf_counter()
     capture = Capture.load(capture_root)
     rec = load_model(model, weights=weights, preset=preset, device=device)
+    if stream and not hasattr(rec, "reconstruct_streaming"):
+        raise ValueError(f"model {model!r} does not stream; --stream works with ttt-lrm")
     if hasattr(rec, "seed"):
         rec.seed = seed
     candidates = capture.indices("train") or capture.indices()
@@ -72,7 +85,10 @@ def reconstruct(
     if n > len(candidates):
         log.warning("asked for %d views but the capture has %d train frames: using all", n, len(candidates))
         n = len(candidates)
-    if hasattr(rec, "check_memory"):
+    if stream:
+        chunk_views = rec.stream_chunk_views(chunk_views)
+        rec.check_memory(n, capture.cameras.width, capture.cameras.height, chunk_views=chunk_views)
+    elif hasattr(rec, "check_memory"):
         rec.check_memory(n, capture.cameras.width, capture.cameras.height)  # before any loading
     select = getattr(rec, "select_views", None)
     picked = select(capture.cameras, n, candidates) if select else even_views(candidates, n)
@@ -82,7 +98,14 @@ def reconstruct(
     points = torch.as_tensor(pts[0], dtype=torch.float32) if pts is not None else None
     inputs = Views(capture.load_images(picked), capture.cameras[picked], points)
     load_s = time.perf_counter() - t_load
-    result: Reconstruction = rec(inputs, progress=sub_progress(progress, 0.05, 0.95), cancel=cancel)
+    if stream:
+        result: Reconstruction = rec.reconstruct_streaming(
+            inputs, chunk_views=chunk_views, preview=preview, on_chunk=on_chunk,
+            progress=sub_progress(progress, 0.05, 0.95), cancel=cancel,
+        )  # fmt: skip
+    else:
+        result = rec(inputs, progress=sub_progress(progress, 0.05, 0.95), cancel=cancel)
+    stream_rows = result.info.pop("stream", None)
     g = result.gaussians
     if min_opacity > 0:
         g = g.prune_opacity(min_opacity)
@@ -105,6 +128,8 @@ def reconstruct(
         "device": _device_description(device),
         "to_world": result.to_world.to_dict(),
     }
+    if stream_rows is not None:
+        info["stream"] = stream_rows  # per chunk: views, tokens, absorb_s, decode_s, preview Gaussians
     write_run(run_dir, g.detach().to("cpu"), info)
     progress(1.0, f"{g.num:,} Gaussians -> {run_dir}")
     return run_dir
@@ -119,6 +144,9 @@ def main(
     device: str = "auto",
     seed: int = 0,
     min_opacity: float = 0.001,
+    stream: bool = False,
+    chunk_views: int | None = None,
+    preview: Literal["merge", "full", "none"] = "merge",
 ) -> int:
     """Reconstruct a capture with a feed-forward model and write a run folder.
 
@@ -132,6 +160,11 @@ def main(
         device: auto, cpu, cuda, cuda:1, ...
         seed: seed of the random share of pruning.
         min_opacity: drop Gaussians below this opacity when writing (the official PLY uses 0.001).
+        stream: feed the views in frame order chunk by chunk (ttt-lrm) and print each chunk's timing.
+        chunk_views: views per chunk with --stream (default: the model's update interval, 4 for
+            official-ar).
+        preview: with --stream, what is decoded after each chunk: merge (the new chunk's views,
+            constant time), full (every view so far) or none.
     """
     from pipelines.models.checkpoints import WeightsError
     from studio.console import console, ctrl_c_cancels, progress_bar, setup_logging
@@ -141,7 +174,8 @@ def main(
         with ctrl_c_cancels() as token, progress_bar(f"{model}") as report:
             run = reconstruct(
                 capture, model=model, weights=weights, preset=preset, views=views, device=device,
-                seed=seed, min_opacity=min_opacity, progress=report, cancel=token,
+                seed=seed, min_opacity=min_opacity, stream=stream, chunk_views=chunk_views,
+                preview=preview, progress=report, cancel=token,
             )  # fmt: skip
     except Cancelled:
         console.print("[yellow]cancelled; nothing written")
@@ -149,5 +183,20 @@ def main(
     except (WeightsError, FileNotFoundError, ValueError, MemoryError, RuntimeError) as e:
         console.print(f"[red]error:[/red] {e}")
         return 1
+    if stream:
+        print_stream_table(run)
     console.print(f"run written to {run}")
     return 0
+
+
+def print_stream_table(run: Path) -> None:
+    """The per-chunk timing of a streamed run (run.json ``stream``)."""
+    from pipelines.fileio import read_json
+    from studio.bench.common import print_table
+
+    info = read_json(Path(run) / "run.json")
+    keys = ("views", "chunk_tokens", "absorb_s", "decode_s")
+    chunks = info.get("stream", [])
+    rows = [[r["chunk"] + 1, *(r[k] for k in keys), r["preview_gaussians"] or ""] for r in chunks]
+    cols = ["chunk", "views so far", "chunk tokens", "absorb s", "preview s", "preview Gaussians"]
+    print_table(f"{info['method']} streaming on {info['device']}", cols, rows)

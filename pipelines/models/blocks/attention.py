@@ -5,6 +5,10 @@ Layout (Long-LRM ``model/transformer.py``, timm-style): ``x = x + attn(norm1(x))
 without bias; MLP Linear(d, 4d) -> GELU (erf) -> Linear(4d, d), without bias. The qkv output is
 laid out ``[3, heads, head_dim]`` along its channels.
 
+``qk_norm=True`` adds an RMSNorm (learned weight, eps the dtype's machine epsilon as
+``torch.nn.RMSNorm``'s default) over each head's q and k before the dot product (tttLRM
+``model/block.py``, ``use_qk_norm``).
+
 Attention runs on ``torch.nn.functional.scaled_dot_product_attention`` (flash / memory-efficient
 kernels on GPU) or, with ``fused=False``, on an explicit softmax (the math path used as a
 reference in tests).
@@ -25,7 +29,7 @@ from torch import Tensor, nn
 class SelfAttention(nn.Module):
     """Multi-head self-attention, dim = heads * head_dim. x [B, L, D] -> [B, L, D]."""
 
-    def __init__(self, dim: int, head_dim: int = 64, *, fused: bool = True) -> None:
+    def __init__(self, dim: int, head_dim: int = 64, *, fused: bool = True, qk_norm: bool = False) -> None:
         super().__init__()
         assert dim % head_dim == 0, f"dim {dim} is not a multiple of head_dim {head_dim}"
         self.num_heads = dim // head_dim
@@ -33,11 +37,18 @@ class SelfAttention(nn.Module):
         self.fused = fused  # SDPA when True, explicit softmax when False
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.proj = nn.Linear(dim, dim, bias=False)
+        if qk_norm:
+            self.q_norm = nn.RMSNorm(head_dim)
+            self.k_norm = nn.RMSNorm(head_dim)
+        else:
+            self.q_norm = self.k_norm = None
 
     def forward(self, x: Tensor) -> Tensor:
         b, n, d = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim)  # [B, L, 3, h, hd]
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, h, L, hd]
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         if self.fused:
             out = F.scaled_dot_product_attention(q, k, v)  # [B, h, L, hd]
         else:

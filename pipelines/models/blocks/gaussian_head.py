@@ -15,8 +15,15 @@ Activations (all in :meth:`PixelGaussians.to_gaussians`, float32):
     quat      = rotation (wxyz as fed to gsplat; normalised by the renderer)
     sh        = raw SH coefficients (the renderer adds 0.5 and clamps at 0)
 
-Pruning (official ``forward``): keep (1 - prune_ratio) N Gaussians; a share ``random_ratio`` of
-them is drawn uniformly from the rest, the others are the most opaque.
+Pruning keeps the ``n_top`` most opaque Gaussians plus ``n_random`` drawn uniformly from the rest
+(:func:`top_and_random_indices`). The two models count differently (each with its own float
+arithmetic, so the counts match the official code to the Gaussian):
+
+- Long-LRM (:func:`prune_counts`): keep (1 - prune_ratio) N; a share ``random_ratio`` of the kept
+  ones is the random draw;
+- tttLRM (:func:`keep_counts`): the ``top_ratio`` N most opaque, plus ``(1 - top_ratio)
+  rest_ratio`` N drawn from the rest (``prune_ratio`` / ``random_ratio`` of its config, which
+  name the *kept* share: 0.4 + 0.1 keeps 46 %).
 
 Examples:
     >>> act = GaussianActivation(sh_degree=3)
@@ -106,22 +113,26 @@ class PixelGaussians:
 
 
 def prune_counts(n: int, prune_ratio: float, random_ratio: float) -> tuple[int, int]:
-    """(most opaque kept, randomly kept) out of n, with the official float arithmetic."""
+    """Long-LRM: (most opaque kept, randomly kept) out of n, with the official float arithmetic."""
     keep = 1 - prune_ratio
     random_share = keep * random_ratio
     keep = keep - random_share
     return int(n * keep), int(n * random_share)
 
 
-def prune_indices(
-    opacity_logits: Tensor, prune_ratio: float, random_ratio: float, generator: torch.Generator | None = None
+def keep_counts(n: int, top_ratio: float, rest_ratio: float) -> tuple[int, int]:
+    """tttLRM: (most opaque kept, randomly kept) out of n: ``int(top_ratio n)`` and
+    ``int((1 - top_ratio) rest_ratio n)``, the official float arithmetic (``model/model.py``)."""
+    return int(top_ratio * n), int(((1 - top_ratio) * rest_ratio) * n)
+
+
+def top_and_random_indices(
+    opacity_logits: Tensor, n_top: int, n_random: int, generator: torch.Generator | None = None
 ) -> Tensor:
-    """Indices [K] of the Gaussians kept (opacity_logits [N]): the most opaque first (descending),
-    then a uniform draw from the rest. ``generator`` (on the logits' device) seeds the draw."""
+    """Indices [n_top + n_random] into opacity_logits [N]: the n_top most opaque (descending),
+    then a uniform draw of n_random from the rest. ``generator`` (on the logits' device) seeds it."""
     n = opacity_logits.shape[0]
-    if prune_ratio <= 0:
-        return torch.arange(n, device=opacity_logits.device)
-    n_top, n_random = prune_counts(n, prune_ratio, random_ratio)
+    assert 0 <= n_top <= n and 0 <= n_random <= n - n_top, f"keep {n_top} + {n_random} of {n}"
     order = torch.argsort(opacity_logits, descending=True)
     keep = order[:n_top]
     if n_random > 0:
@@ -131,6 +142,17 @@ def prune_indices(
     return keep
 
 
+def prune_indices(
+    opacity_logits: Tensor, prune_ratio: float, random_ratio: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """Long-LRM's kept indices [K] (opacity_logits [N]): the most opaque first (descending), then
+    a uniform draw from the rest. ``generator`` (on the logits' device) seeds the draw."""
+    n = opacity_logits.shape[0]
+    if prune_ratio <= 0:
+        return torch.arange(n, device=opacity_logits.device)
+    return top_and_random_indices(opacity_logits, *prune_counts(n, prune_ratio, random_ratio), generator)
+
+
 def prune(
     g: Gaussians, prune_ratio: float, random_ratio: float, generator: torch.Generator | None = None
 ) -> Gaussians:
@@ -138,3 +160,10 @@ def prune(
     if prune_ratio <= 0:
         return g
     return g[prune_indices(g.opacity_logits, prune_ratio, random_ratio, generator)]
+
+
+def keep_top_and_random(
+    g: Gaussians, n_top: int, n_random: int, generator: torch.Generator | None = None
+) -> Gaussians:
+    """The subset chosen by :func:`top_and_random_indices`."""
+    return g[top_and_random_indices(g.opacity_logits, n_top, n_random, generator)]

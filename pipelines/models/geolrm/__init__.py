@@ -22,11 +22,12 @@ import os
 
 import torch
 
+from pipelines.models.checkpoints import WeightsError, load_weights
 from pipelines.models.geolrm.config import PRESETS, GeoLRMConfig
 from pipelines.models.geolrm.model import GeoLRM, GeoLRMInputs
 from pipelines.models.geolrm.preprocess import judge_object_centric, normalize_to_cube, select_views
 from pipelines.models.geolrm.reconstructor import GeoLRMReconstructor, Precision
-from pipelines.models.geolrm.weights import check_layout, import_official, load_weights
+from pipelines.models.geolrm.weights import check_state, import_official
 
 __all__ = [
     "PRESETS",
@@ -58,6 +59,8 @@ def load(
     meta = {}
     if weights is not None:
         sd, meta = load_weights(weights)
+        if meta.get("model", "geolrm") != "geolrm":
+            raise WeightsError(f"{weights} holds weights for model {meta['model']!r}, not geolrm")
     name = preset or meta.get("preset") or "official"
     if name not in PRESETS:
         raise ValueError(f"unknown GeoLRM preset {name!r}; available: {', '.join(PRESETS)}")
@@ -66,8 +69,8 @@ def load(
         log.warning("GeoLRM %s: no weights given, parameters are random", name)
         model = GeoLRM(cfg)
     else:
+        check_state(sd, name, str(weights))
         with torch.device("meta"):
             model = GeoLRM(cfg)
-        check_layout(sd, model, what=str(weights))
         model.load_state_dict(sd, strict=True, assign=True)
     return GeoLRMReconstructor(model.to(device).eval(), precision=precision, seed=seed)

@@ -91,7 +91,7 @@ def normalization(cameras: Cameras, scene_scale: float) -> Similarity:
     centred = (cameras.c2w.detach().to("cpu", torch.float64)[:, :3, 3] - p) @ R  # R^T (t - p), [V, 3]
     extent = float(centred.abs().max())
     if not extent > 0:
-        raise ValueError("all input cameras are at one position: Long-LRM needs a baseline between views")
+        raise ValueError("all input cameras are at one position: the model needs a baseline between views")
     s = 1.0 / (scene_scale * extent)
     return Similarity(s, R.T, -s * (R.T @ p))
 
