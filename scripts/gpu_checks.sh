@@ -64,3 +64,10 @@ export MAX_JOBS=${MAX_JOBS:-8}
 $PY -m pytest -q -m gpu tests/test_render.py tests/test_render_grad.py
 # gsplat timings and PSNR(gsplat, ours) on the CPU benchmark's scenes
 $PY -m studio.cli bench render --device cuda --json "$OUT/bench_render_cuda.json"
+
+# ---------------------------------------------------------------- Camera paths and videos
+# gsplat frames along a path vs our CPU renderer's (PSNR > 35 dB), an A | B MP4 rendered on CUDA
+$PY -m pytest -q -m gpu tests/test_paths_gpu.py
+# video frames per second along a path at 480p (854x480 per run), one run and A | B, gsplat on CUDA
+$PY -m studio.cli bench render-video --device cuda --n 100000 500000 2000000 --frames 120 \
+  --json "$OUT/bench_render_video_cuda.json"

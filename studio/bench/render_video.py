@@ -10,15 +10,18 @@ degree 3), seen along a closed orbit at 1.6x the ground radius, 30 degrees above
 fov 50 degrees (the objects and the ground fill most of the frame). Every view sees the scene,
 as an orbit around a captured object does.
 
-Each case runs in a fresh process (``run_isolated``; peak RSS growth is honest); a small render
-first loads the compiled kernels. Reported: frames per second end to end, the render share
-(synchronized) and the compose + encode share, and the per-frame medians over ``--frames``.
+Each case runs in a fresh process (``run_isolated``); a small render first loads the compiled
+kernels; the process's peak RSS is reset before each video (Linux clear_refs) and read after.
+Reported (medians of ``--repeats`` videos): frames per second end to end, milliseconds per
+frame rendering (synchronized) and composing + encoding, process CPU time per frame (all
+threads; less sensitive than wall time to other jobs on a shared machine) and peak memory.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -106,14 +109,6 @@ def objects_orbit(frames: int, width: int, height: int) -> CameraPath:
     )
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def run_case(
     panels: int,
     n: int,
@@ -124,9 +119,12 @@ def run_case(
     run: str | None = None,
     compare: str | None = None,
     threads: int | None = None,
+    repeats: int = 3,
 ) -> dict:
-    """One case in this process: a video of ``frames`` frames with ``panels`` (1 or 2) columns;
-    returns fps, stage times and peak memory."""
+    """One case in this process: ``repeats`` videos of ``frames`` frames with ``panels`` (1 or 2)
+    columns; returns medians: fps, stage times, process CPU time and peak memory during the
+    video (CUDA: the allocator's peak above the start; CPU: the process's peak RSS, Gaussians,
+    interpreter and libraries included)."""
     from pipelines.gaussians import render
     from pipelines.paths import orbit_path
     from pipelines.paths.video import Panel, render_video
@@ -159,38 +157,52 @@ def run_case(
     warm = Cameras.look_at(torch.tensor([[6.0, 0, 2]]), torch.zeros(1, 3), fov_y_deg=50, width=32, height=32)
     with torch.no_grad():  # load the compiled kernels (or gsplat's) before timing
         render(tiny, warm.to(device))
-    base_rss = _rss_bytes()
-    with tempfile.TemporaryDirectory() as tmp, peak_memory(device) as mem:
-        t0 = time.perf_counter()
-        res = render_video(
-            [Panel(x, lab) for x, lab in zip(g, labels, strict=True)],
-            path,
-            Path(tmp) / "bench.mp4",
-            height=height,
-            width=width,
-            device=device,
-        )
-        wall = time.perf_counter() - t0
-        size = (Path(tmp) / "bench.mp4").stat().st_size
+    panels_ = [Panel(x, lab) for x, lab in zip(g, labels, strict=True)]
+    rows = []
+    for _ in range(repeats):
+        _reset_peak_rss()
+        with tempfile.TemporaryDirectory() as tmp, peak_memory(device) as mem:
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = Path(tmp) / "bench.mp4"
+            res = render_video(panels_, path, out, height=height, width=width, device=device)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            size = out.stat().st_size
+        peak = mem.bytes if torch.device(device).type == "cuda" else _peak_rss()
+        rows.append((wall, cpu, res.render_s, res.encode_s, peak, size))
+    wall, cpu, render_s, encode_s, peak, size = (statistics.median(c) for c in zip(*rows, strict=True))
+    f = res.frames
     return {
-        "panels": panels,
-        "n": n if run is None else [x.num for x in g],
-        "source": source,
-        "width": width,
-        "height": height,
-        "frames": res.frames,
-        "device": device_description(device),
-        "fps": res.frames / wall,
-        "render_fps": res.frames / res.render_s,
-        "wall_s": wall,
-        "render_s": res.render_s,
-        "encode_s": res.encode_s,
-        "render_ms_per_frame": 1000 * res.render_s / res.frames,
-        "encode_ms_per_frame": 1000 * res.encode_s / res.frames,
-        "peak_mem_gib": gib(mem.bytes),
-        "rss_before_gib": gib(base_rss),
-        "mp4_bytes": size,
-    }
+        "panels": panels, "n": n if run is None else [x.num for x in g], "source": source,
+        "width": width, "height": height, "frames": f, "device": device_description(device),
+        "repeats": repeats,
+        "fps": f / wall, "fps_all": [f / r[0] for r in rows], "wall_s": wall, "cpu_s": cpu,
+        "render_s": render_s, "encode_s": encode_s,
+        "render_ms_per_frame": 1000 * render_s / f, "encode_ms_per_frame": 1000 * encode_s / f,
+        "cpu_ms_per_frame": 1000 * cpu / f, "peak_mem_gib": gib(peak), "mp4_bytes": int(size),
+    }  # fmt: skip
+
+
+def _status_kib(key: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key):
+                return int(line.split()[1])
+    return 0
+
+
+def _reset_peak_rss() -> int:
+    """Reset the process's peak RSS (VmHWM; Linux: write 5 to clear_refs) and return the RSS
+    now, in bytes, so the next reading of :func:`_peak_rss` is the peak of what follows."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+    return _status_kib("VmRSS:") * 1024
+
+
+def _peak_rss() -> int:
+    return _status_kib("VmHWM:") * 1024
 
 
 def main(
@@ -199,6 +211,7 @@ def main(
     width: int = 854,
     frames: int = 24,
     panels: tuple[int, ...] = (1, 2),
+    repeats: int = 3,
     device: Literal["cpu", "cuda"] = "cpu",
     run: Path | None = None,
     compare: Path | None = None,
@@ -209,9 +222,11 @@ def main(
 
     Args:
         n: Gaussians per run of the synthetic scene (ignored with --run).
-        height: frame height per run; width: frame width per run (854x480: 480p).
+        height: frame height per run (480: 480p).
+        width: frame width per run (854 for 480p at 16:9).
         frames: frames per measured video (after a warm-up render).
         panels: 1 (one run) and/or 2 (A | B side by side).
+        repeats: videos per case; medians are reported.
         device: cpu (our renderer) or cuda (gsplat).
         run: measure this run's Gaussians along its capture's orbit instead of the synthetic scene.
         compare: a second run for the A | B case (default: the same run twice).
@@ -225,45 +240,24 @@ def main(
     for nn in sizes:
         for p in panels:
             r = run_isolated(
-                "studio.bench.render_video:run_case",
-                panels=p,
-                n=nn,
-                width=width,
-                height=height,
-                frames=frames,
-                device=device,
-                run=None if run is None else str(run),
-                compare=None if compare is None else str(compare),
-                threads=threads,
-            )
+                "studio.bench.render_video:run_case", panels=p, n=nn, width=width, height=height,
+                frames=frames, device=device, run=None if run is None else str(run),
+                compare=None if compare is None else str(compare), threads=threads, repeats=repeats,
+            )  # fmt: skip
             results.append(r)
-            rows.append(
-                [
-                    r["source"],
-                    "A | B" if p == 2 else "one run",
-                    f"{p * width}x{height}",
-                    r["frames"],
-                    r["fps"],
-                    r["render_ms_per_frame"],
-                    r["encode_ms_per_frame"],
-                    r["peak_mem_gib"],
-                ]
-            )
+            rows.append([r["source"], "A | B" if p == 2 else "one run", f"{p * width}x{height}", r["frames"],
+                         r["fps"], r["render_ms_per_frame"], r["encode_ms_per_frame"], r["cpu_ms_per_frame"],
+                         r["peak_mem_gib"]])  # fmt: skip
     title = f"video along a path, {device_description(device)}"
-    cols = [
-        "Gaussians",
-        "content",
-        "frame",
-        "frames",
-        "fps",
-        "render ms/frame",
-        "compose+encode ms/frame",
-        "peak GiB",
-    ]
+    cols = ["Gaussians", "content", "frame", "frames", "fps", "render ms", "compose+encode ms", "CPU ms"]
+    cols.append("peak GiB")
     print_table(title, cols, rows)
     from studio.console import console
 
-    console.print(f"end-to-end frames per second (render + labels + libx264); load average {os.getloadavg()}")
+    console.print(
+        f"medians of {repeats} videos; fps end to end (render + labels + libx264); ms per frame; CPU ms = "
+        f"process CPU time over all threads; load average {os.getloadavg()}"
+    )
     save_results(
         json,
         {
