@@ -87,3 +87,9 @@ with tempfile.TemporaryDirectory() as tmp:
     run = optimize(cap.root, preset="cuda-30k", device="cuda")
     print((run / "run.json").read_text())
 PY
+# ---------------------------------------------------------------- Camera paths and videos
+# gsplat frames along a path vs our CPU renderer's (PSNR > 35 dB), an A | B MP4 rendered on CUDA
+$PY -m pytest -q -m gpu tests/test_paths_gpu.py
+# video frames per second along a path at 480p (854x480 per run), one run and A | B, gsplat on CUDA
+$PY -m studio.cli bench render-video --device cuda --n 100000 500000 2000000 --frames 120 \
+  --json "$OUT/bench_render_video_cuda.json"

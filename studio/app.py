@@ -3,9 +3,9 @@ results shown in the scene, and the job queue.
 
 The viewer (viser) only reads this state and calls its methods; every browser tab shares one
 :class:`Studio`, so every tab sees the same state. Changes are announced to subscribers by
-topic (:data:`CAPTURES`, :data:`CAPTURE`, :data:`RUNS`, :data:`SCENE`, :data:`TRAINING`); job
-changes come from ``studio.jobs.add_listener``. Methods are thread-safe: viser callbacks run on
-a thread pool and jobs on the job worker.
+topic (:data:`CAPTURES`, :data:`CAPTURE`, :data:`RUNS`, :data:`SCENE`, :data:`TRAINING`,
+:data:`PATH`); job changes come from ``studio.jobs.add_listener``. Methods are thread-safe: viser
+callbacks run on a thread pool and jobs on the job worker.
 
 Examples:
     >>> studio = open_studio(StudioConfig(workspace=Path("ws")))      # doctest: +SKIP
@@ -45,6 +45,7 @@ CAPTURE = "capture"  # another capture was opened (or the open one was reloaded)
 RUNS = "runs"  # runs of the open capture were added or deleted
 SCENE = "scene"  # results shown in the scene changed (studio.shown)
 TRAINING = "training"  # the optimization's live status changed (studio.training)
+PATH = "path"  # the camera path being edited (studio.paths), its files or its last video changed
 
 SLOTS = ("A", "B")  # result slots of the scene: the compare panel puts A against B
 
@@ -176,6 +177,9 @@ class Studio:
         self._subscribers: list[Subscriber] = []
         self._training: TrainingStatus | None = None
         self.live_interval_s = 1.0  # live splats reach the scene at most this often
+        from studio.paths import PathEditor
+
+        self.paths = PathEditor(self)  # the camera path edited in the page (topic PATH)
 
     # ----------------------------------------------------------- subscribers
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
@@ -189,6 +193,11 @@ class Studio:
                     self._subscribers.remove(fn)
 
         return unsubscribe
+
+    def announce(self, topic: str) -> None:
+        """Tell subscribers that ``topic`` changed (for state kept beside the studio, e.g.
+        ``studio.paths``)."""
+        self._emit(topic)
 
     def _emit(self, topic: str) -> None:
         with self._lock:
@@ -265,6 +274,10 @@ class Studio:
             self.open_capture(capture.root.name)
 
         return self.jobs.submit(f"Ingest + SfM: {dest.name}", run, kind="sfm", on_done=done)
+
+    def require_capture(self) -> Capture:
+        """The open capture; ValueError saying what to do when none is open."""
+        return self._require_capture()
 
     def submit_reconstruct(
         self,

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 
 import viser
 
-from studio.app import CAPTURE, CAPTURES, RUNS, SCENE, TRAINING, Studio, open_studio
+from studio.app import CAPTURE, CAPTURES, PATH, RUNS, SCENE, TRAINING, Studio, open_studio
 from studio.config import StudioConfig
 from viewer.panels.cameras import CamerasPanel, add_cameras_panel
 from viewer.panels.capture import CapturePanel, add_capture_panel
 from viewer.panels.jobs import JobsPanel, add_jobs_panel
 from viewer.panels.optimize import OptimizePanel, add_optimize_panel
+from viewer.panels.paths import PathsPanel, add_paths_panel
 from viewer.panels.reconstruct import ReconstructPanel, add_reconstruct_panel
 from viewer.panels.runs import RunsPanel, add_runs_panel
 from viewer.scene import SceneView
@@ -43,6 +44,7 @@ class Viewer:
     runs: RunsPanel
     reconstruct: ReconstructPanel
     optimize: OptimizePanel
+    paths: PathsPanel
 
     def on_change(self, topic: str) -> None:
         """Bring handles and scene nodes up to date after a studio change (any thread)."""
@@ -57,6 +59,7 @@ class Viewer:
             self.cameras.refresh(studio, self.scene)
             self.reconstruct.refresh(studio)
             self.optimize.refresh_options(studio)
+            self.paths.refresh(studio)  # a new capture starts an empty path in its world
         elif topic == RUNS:
             self.runs.refresh(studio)
             self.optimize.refresh_options(studio)
@@ -65,6 +68,8 @@ class Viewer:
             self.runs.refresh(studio)
         elif topic == TRAINING:
             self.optimize.refresh_training(studio)
+        elif topic == PATH:
+            self.paths.refresh(studio)
 
 
 def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
@@ -86,7 +91,9 @@ def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
         reconstruct = add_reconstruct_panel(server, studio)
     with tabs.add_tab("Optimize", icon=viser.Icon.CHART_LINE):
         optimize = add_optimize_panel(server, studio)
-    viewer = Viewer(server, studio, scene, tabs, jobs, capture, cameras, runs, reconstruct, optimize)
+    with tabs.add_tab("Path", icon=viser.Icon.ROUTE):
+        paths = add_paths_panel(server, studio, scene)
+    viewer = Viewer(server, studio, scene, tabs, jobs, capture, cameras, runs, reconstruct, optimize, paths)
     studio.subscribe(viewer.on_change)
     for topic in (CAPTURE, RUNS, SCENE):
         viewer.on_change(topic)
