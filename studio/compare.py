@@ -58,12 +58,13 @@ class CompareState:
 
 
 def side_offset(cameras: Cameras, gaussians: Gaussians | None, *, margin: float = 1.1) -> np.ndarray:
-    """Where B goes beside A: [3] world offset along the capture's right axis (the cameras' mean
-    +x axis, OpenCV), by ``margin`` x the scene's width along that axis (the 2nd-98th percentile
-    range of A's Gaussian centres; the cameras' extent when there is no A)."""
-    right = cameras.c2w[:, :3, 0].double().mean(0)
-    n = float(right.norm())
-    right = right / n if n > 1e-6 else torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    """Where B goes beside A: [3] world offset along the capture's right axis, by ``margin`` x the
+    scene's width along that axis (the 2nd-98th percentile range of A's Gaussian centres; twice
+    the cameras' extent when there is no A). The right axis is the first camera's +x (OpenCV):
+    the studio's initial view looks from beyond that camera, so B appears to A's right there
+    (the mean right axis of an orbit cancels out)."""
+    right = cameras.c2w[0, :3, 0].double().cpu()
+    right = right / right.norm()
     if gaussians is not None and len(gaussians.means) > 1:
         x = gaussians.means.detach().double().cpu() @ right  # [N]
         lo, hi = torch.quantile(x[:100_000], torch.tensor([0.02, 0.98], dtype=torch.float64))
