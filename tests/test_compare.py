@@ -296,3 +296,15 @@ def test_first_start_makes_the_demo_capture_and_reuses_it(tmp_path):
     assert install_demo(tmp_path / "ws") == target
     assert time.monotonic() - t0 < 0.5 < made_s + 0.5  # the second start reuses it
     assert [p.name for p in (tmp_path / "ws").iterdir()] == ["demo"]  # no leftover temp folder
+
+
+@pytest.mark.gpu
+def test_split_view_on_cuda_matches_the_cpu(gen):
+    """The split view through gsplat (CUDA) against our CPU backend: same divider, close pixels."""
+    cams = circle_cameras(1, width=160, height=120)
+    a = Gaussians.random(2000, sh_degree=3, extent=0.8, generator=gen)
+    b = Gaussians.random(2000, sh_degree=3, extent=0.8, generator=gen)
+    cpu = split_view(a, b, cams, split=0.4, device="cpu").astype(np.int16)
+    gpu = split_view(a, b, cams, split=0.4, device="cuda").astype(np.int16)
+    assert (np.abs(cpu - gpu) > 3).mean() < 0.01  # uint8 rounding and fp32 sort ties
+    assert (gpu[:, 63] == 255).all()
