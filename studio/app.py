@@ -266,11 +266,12 @@ class Studio:
         if not self.capabilities.sfm:
             raise ValueError("this build has no SfM pipeline (pipelines.sfm)")
         from pipelines.capture.ingest import IngestConfig
-
         from studio.captures import sfm_to_workspace
 
         dest = self.new_capture_dir(name)
-        config = IngestConfig(max_frames=max_frames) if max_side is None else IngestConfig(max_frames, max_side)
+        config = (
+            IngestConfig(max_frames=max_frames) if max_side is None else IngestConfig(max_frames, max_side)
+        )
 
         def run(progress: Progress, cancel: CancelToken) -> Capture:
             return sfm_to_workspace(

@@ -76,9 +76,7 @@ def side_offset(cameras: Cameras, gaussians: Gaussians | None, *, margin: float 
     return (margin * width * right).numpy()
 
 
-def view_camera(
-    wxyz: np.ndarray, position: np.ndarray, fov_y_rad: float, width: int, height: int
-) -> Cameras:
+def view_camera(wxyz: np.ndarray, position: np.ndarray, fov_y_rad: float, width: int, height: int) -> Cameras:
     """A pinhole camera [1] from a viser view: R_world_camera as wxyz [4] (OpenCV axes, as viser's
     client camera), position [3] world, vertical field of view, image size; principal point at
     the centre."""
@@ -164,7 +162,11 @@ class HeldOut:
         for i, fp in enumerate(self.file_paths):
             cells = " | ".join(f"{r.psnr[i]:.2f} | {r.ssim[i]:.3f}" for _, r in runs)
             rows.append(f"| {Path(fp).name} | {cells} |")
-        rows.append("| **mean** | " + " | ".join(f"**{r.mean_psnr:.2f}** | **{r.mean_ssim:.3f}**" for _, r in runs) + " |")
+        rows.append(
+            "| **mean** | "
+            + " | ".join(f"**{r.mean_psnr:.2f}** | **{r.mean_ssim:.3f}**" for _, r in runs)
+            + " |"
+        )
         lines = [
             f"Held-out views of **{self.capture}** at {self.resolution[0]}x{self.resolution[1]}",
             "",
@@ -209,8 +211,12 @@ def run_metrics(
         return read_json(cache)
     downscale = capture.cameras.width / w
     if training_size(capture.cameras.width, capture.cameras.height, downscale) != (w, h):
-        raise ValueError(f"{w}x{h} is not a downscale of the capture's {capture.cameras.width}x{capture.cameras.height}")
-    metrics = evaluate_run(run.path, downscale=downscale, device=device, write=False, progress=progress, cancel=cancel)
+        raise ValueError(
+            f"{w}x{h} is not a downscale of the capture's {capture.cameras.width}x{capture.cameras.height}"
+        )
+    metrics = evaluate_run(
+        run.path, downscale=downscale, device=device, write=False, progress=progress, cancel=cancel
+    )
     write_json(cache, metrics)
     return metrics
 
@@ -261,7 +267,11 @@ def heldout_compare(
     for k, run in enumerate(runs):
         check(cancel)
         p = sub_progress(progress, k * span, (k + 1) * span, f"{'AB'[k]}: ")
-        scores.append(_scores(run, run_metrics(run, capture, size, device=device, progress=p, cancel=cancel), file_paths))
+        scores.append(
+            _scores(
+                run, run_metrics(run, capture, size, device=device, progress=p, cancel=cancel), file_paths
+            )
+        )
     # thumbnails: ground truth | A | B
     th = min(thumb_height, size[1])
     tw = max(1, round(th * capture.cameras.width / capture.cameras.height))

@@ -74,7 +74,13 @@ def install_demo(
         assert video is not None
         scene = demo_scene_of(read_json(source / GT_CAMERAS))
         gt_capture(
-            video, target, max_frames=frames, scene=scene, overwrite=target.exists(), progress=progress, cancel=cancel
+            video,
+            target,
+            max_frames=frames,
+            scene=scene,
+            overwrite=target.exists(),
+            progress=progress,
+            cancel=cancel,
         )
     log.info("made the demo capture %s", target)
     return target

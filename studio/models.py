@@ -75,7 +75,11 @@ def model_choices(
         if found is not None:
             m, preset = found
             out.append(ModelChoice(f"{m} {preset} (shipped)", m, path, preset or None, "shipped"))
-    ws_files = sorted(workspace_weights.glob("*.safetensors")) if workspace_weights and workspace_weights.is_dir() else []
+    ws_files = (
+        sorted(workspace_weights.glob("*.safetensors"))
+        if workspace_weights and workspace_weights.is_dir()
+        else []
+    )
     for path in ws_files:
         m = _metadata_model(path)
         if m not in models:

@@ -86,7 +86,9 @@ def test_demo_sfm_reconstruct_optimize_compare(tmp_path):
             label = viewer.reconstruct.model.value
             assert label.startswith("long-lrm") and ("tiny-demo" in label or TINY_NAME in label), label
             page.get_by_role("button", name="Reconstruct").click()
-            eventually(lambda: "A" in studio.shown and studio.shown["A"].run_id, "no Long-LRM run in A", timeout=90)
+            eventually(
+                lambda: "A" in studio.shown and studio.shown["A"].run_id, "no Long-LRM run in A", timeout=90
+            )
             run_a = studio.shown["A"].run_id
 
             # a short optimization into slot B
@@ -122,7 +124,9 @@ def test_demo_sfm_reconstruct_optimize_compare(tmp_path):
             # A/B toggle by the hotkey T in the page
             page.mouse.click(200, 400)  # focus the 3D view
             page.keyboard.press("t")
-            eventually(lambda: studio.compare_state.showing == "A", "the T hotkey did not toggle A/B", timeout=10)
+            eventually(
+                lambda: studio.compare_state.showing == "A", "the T hotkey did not toggle A/B", timeout=10
+            )
             eventually(lambda: not viewer.scene.splats["B"].visible, "B is still visible")
             page.close()
     finally:

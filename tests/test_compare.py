@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from studio_helpers import circle_cameras, make_capture, make_run
 from pipelines.cameras import Cameras
 from pipelines.capture.folder import Capture
 from pipelines.capture.layout import object_centric
+from pipelines.errors import InputError
 from pipelines.gaussians import Gaussians, render
 from pipelines.models.checkpoints import save_weights
 from pipelines.synth.capture import read_gt_cameras, render_capture
@@ -119,7 +119,7 @@ def test_ab_toggle_and_side_by_side_drive_the_scene_nodes(viewer_on_runs):
     assert splats["A"].visible and not splats["B"].visible
     studio.toggle_ab()
     assert not splats["A"].visible and splats["B"].visible
-    viewer.compare.toggle_command  # the hotkey command exists (viser command palette)
+    assert viewer.compare.toggle_command is not None  # the hotkey T (viser command palette)
     studio.set_showing("both")
     studio.set_side_by_side(True)
     expected = side_offset(studio.capture.cameras, studio.shown["A"].gaussians)
@@ -147,8 +147,8 @@ def test_split_renderer_renders_in_the_background(viewer_on_runs):
         time.sleep(0.02)
     assert r.renders >= 1 and r.last_error is None
     shown = studio.shown
-    want = split_view(shown["A"].gaussians, shown["B"].gaussians, view_camera(
-        wxyz, cams.c2w[0, :3, 3].numpy(), float(cams.fov_y_rad()[0]), 40, 30), split=0.25, device="cpu")  # fmt: skip
+    cam = view_camera(wxyz, cams.c2w[0, :3, 3].numpy(), float(cams.fov_y_rad()[0]), 40, 30)
+    want = split_view(shown["A"].gaussians, shown["B"].gaussians, cam, split=0.25, device="cpu")
     np.testing.assert_array_equal(r.render(r._latest, 0.25), want)
     assert viewer.compare.split_image.visible
 
@@ -250,7 +250,9 @@ def test_model_choices_list_shipped_and_workspace_weights(tmp_path):
     ]  # fmt: skip
     assert default_choice(choices).label == "long-lrm tiny-demo (shipped)"
     (shipped / "long-lrm-tiny-demo.safetensors").unlink()
-    assert default_choice(model_choices(ws, shipped=shipped, models=models)).label == "ttt-lrm tiny-ar (shipped)"
+    assert (
+        default_choice(model_choices(ws, shipped=shipped, models=models)).label == "ttt-lrm tiny-ar (shipped)"
+    )
     assert default_choice(model_choices(None, shipped=tmp_path / "none", models=models)).label == "ttt-lrm"
 
 
@@ -274,7 +276,7 @@ def test_gt_capture_from_a_video_uses_the_ground_truth_cameras(tmp_path, gen):
     assert cap.meta["cameras"] == "ground truth" and cap.splits.count("test") == 2
     xyz, _ = cap.load_points()
     assert len(xyz) > 100 and np.abs(xyz).max() <= 0.5 + 1e-3  # object scenes fit [-0.5, 0.5]^3
-    with pytest.raises(Exception):  # an existing capture is never overwritten silently
+    with pytest.raises(InputError, match="already exists"):  # never overwritten silently
         gt_capture(tmp_path / "src" / "clip.mp4", ws / "clip", max_frames=10)
 
 

@@ -78,4 +78,3 @@ def object_centric(
                 xyz,
             )
     return ObjectCentric(True, "", xyz)
-

@@ -180,7 +180,9 @@ def render_capture(
     return CaptureFiles(root, video_path, gt_path, cams_path, n)
 
 
-def scene_points(scene: Scene, cameras: Cameras, *, max_points: int = 20000, seed: int = 0) -> tuple[Tensor, Tensor]:
+def scene_points(
+    scene: Scene, cameras: Cameras, *, max_points: int = 20000, seed: int = 0
+) -> tuple[Tensor, Tensor]:
     """Coloured surface points of ``scene`` seen by ``cameras`` (ray-cast at the cameras' size):
     xyz [P, 3] float32 world and rgb [P, 3] uint8, at most ``max_points`` (a seeded random subset).
     The exact counterpart of SfM's sparse points: what a 3DGS run initialises from."""
@@ -188,7 +190,9 @@ def scene_points(scene: Scene, cameras: Cameras, *, max_points: int = 20000, see
     z = out.depth  # [V, H, W] z-depth, 0 where nothing is hit
     cams = cameras.to(z.device)
     v, u = torch.meshgrid(
-        torch.arange(cams.height, dtype=z.dtype) + 0.5, torch.arange(cams.width, dtype=z.dtype) + 0.5, indexing="ij"
+        torch.arange(cams.height, dtype=z.dtype) + 0.5,
+        torch.arange(cams.width, dtype=z.dtype) + 0.5,
+        indexing="ij",
     )  # [H, W]
     x = (u[None] - cams.cx[:, None, None]) / cams.fx[:, None, None] * z  # [V, H, W]
     y = (v[None] - cams.cy[:, None, None]) / cams.fy[:, None, None] * z
@@ -221,9 +225,10 @@ def gt_capture(
     sharpest of each window, ``max_side``), and each frame gets the ground-truth camera of its
     decoded frame index (K scaled to the frame size). Splits: every 8th frame is a test frame.
     ``scene``: the scene the video shows (e.g. the demo's); its surface points seen from the
-    training cameras (``points_views`` of them, evenly spread) at ``points_width`` px become ``points.ply`` (else the capture has none).
-    capture.json records ``"cameras": "ground truth"`` and the source. Built beside ``dest`` and
-    moved into place when complete (pipelines.capture.staging)."""
+    training cameras (``points_views`` of them, evenly spread) at ``points_width`` px become
+    ``points.ply`` (else the capture has none). capture.json records ``"cameras": "ground
+    truth"`` and the source. Built beside ``dest`` and moved into place when complete
+    (pipelines.capture.staging)."""
     from pipelines.capture.staging import staged_folder
     from pipelines.capture.video import extract_video_frames
     from pipelines.gaussians.ply import write_points_ply
@@ -231,7 +236,9 @@ def gt_capture(
     video = Path(video)
     gt_path = video.parent / GT_CAMERAS
     if not gt_path.is_file():
-        raise FileNotFoundError(f"{gt_path} is missing: a ground-truth capture needs the video's {GT_CAMERAS}")
+        raise FileNotFoundError(
+            f"{gt_path} is missing: a ground-truth capture needs the video's {GT_CAMERAS}"
+        )
     gt_index, gt_cams, gt = read_gt_cameras(gt_path)
     by_frame = {f: i for i, f in enumerate(gt_index)}
     with staged_folder(dest, overwrite=overwrite) as tmp:
@@ -252,13 +259,20 @@ def gt_capture(
             check(cancel)
             progress(0.85, "surface points from the scene")
             train = [i for i, s in enumerate(splits) if s == "train"]
-            train = [train[j] for j in np.linspace(0, len(train) - 1, min(points_views, len(train))).round().astype(int)]
+            train = [
+                train[j]
+                for j in np.linspace(0, len(train) - 1, min(points_views, len(train))).round().astype(int)
+            ]
             small = cams[train].resize(points_width, max(1, round(points_width * h / w)))
             xyz, rgb = scene_points(scene, small)
             write_points_ply(tmp / "points.ply", xyz.numpy(), rgb.numpy())
             points = "points.ply"
         meta = {
-            "source": {"type": "video", "path": str(video.resolve()), **{k: v for k, v in info.to_dict().items() if k != "path"}},
+            "source": {
+                "type": "video",
+                "path": str(video.resolve()),
+                **{k: v for k, v in info.to_dict().items() if k != "path"},
+            },
             "cameras": "ground truth",
             "cameras_source": str(gt_path.resolve()),
             "points": "ray-cast from the procedural scene" if points else None,

@@ -50,9 +50,7 @@ def _wait(cond, what: str, timeout: float, every: float = 0.05):
         time.sleep(every)
 
 
-def click_to_splats(
-    repeats: int = 3, workspace: Path | None = None, timeout_s: float = 120.0
-) -> dict:
+def click_to_splats(repeats: int = 3, workspace: Path | None = None, timeout_s: float = 120.0) -> dict:
     """Times (s) from the Reconstruct click to splats drawn in the page; see module doc."""
     from studio.bench.browser import VIEWPORT, changed_fraction, headless_chromium, screenshot_rgb
     from studio.config import StudioConfig
@@ -78,7 +76,9 @@ def click_to_splats(
             known = set(running.server.get_clients())
             page.goto(running.url)
             page.get_by_text("Rescan workspace").wait_for(timeout=timeout_s * 1000)
-            new = _wait(lambda: set(running.server.get_clients()) - known, "the page never connected", timeout_s)
+            new = _wait(
+                lambda: set(running.server.get_clients()) - known, "the page never connected", timeout_s
+            )
             client = running.server.get_clients()[new.pop()]
             page.get_by_role("tab", name="Reconstruct").click()
             for _ in range(repeats):
@@ -91,7 +91,7 @@ def click_to_splats(
                 t0 = time.perf_counter()
                 page.get_by_role("button", name="Reconstruct").click()
 
-                def on_server():
+                def on_server(runs_before=runs_before):
                     shown = studio.shown.get("A")
                     return (shown is not None and shown.run_id not in runs_before and shown.run_id is not None
                             and names.splats("A") in running.server.scene._handle_from_node_name)  # fmt: skip
@@ -101,7 +101,7 @@ def click_to_splats(
                 # the splats means it has received them (a 64x96 render: a small extra cost).
                 client.get_render(height=64, width=96, timeout=timeout_s)
                 if meaningful:  # real weights: also wait until the splats show in the 3D view
-                    _wait(lambda: changed_fraction(screenshot_rgb(page), before) > 0.02,
+                    _wait(lambda before=before: changed_fraction(screenshot_rgb(page), before) > 0.02,
                           "the page never drew the splats", timeout_s, every=0.02)  # fmt: skip
                 times.append(time.perf_counter() - t0)
             page.close()
@@ -109,7 +109,12 @@ def click_to_splats(
         running.stop()
         if tmp is not None:
             tmp.cleanup()
-    return {"model": model, "drawn_checked": meaningful, "times_s": times, "median_s": statistics.median(times)}
+    return {
+        "model": model,
+        "drawn_checked": meaningful,
+        "times_s": times,
+        "median_s": statistics.median(times),
+    }
 
 
 def main(repeats: int = 3, json: Path | None = None) -> int:
@@ -134,7 +139,9 @@ def main(repeats: int = 3, json: Path | None = None) -> int:
     load = os.getloadavg()
     rows = [[i + 1, t] for i, t in enumerate(result["times_s"])] + [["median", result["median_s"]]]
     print_table(f"Reconstruct click -> splats in the page ({result['model']})", ["repeat", "s"], rows)
-    console.print(f"device: {device_description('cpu')}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    console.print(
+        f"device: {device_description('cpu')}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
     if json is not None:
         save_results(json, {**result, "load_average": list(load), "device": device_description("cpu")})
     return 0

@@ -154,7 +154,9 @@ class ComparePanel:
         self.heldout_run.disabled = studio.capture is None or "A" not in shown or shown["A"].run_id is None
         h = state.heldout
         if h is None:
-            self.heldout_table.content = "Show finished runs as A and B, then compare them on the held-out views."
+            self.heldout_table.content = (
+                "Show finished runs as A and B, then compare them on the held-out views."
+            )
             self.heldout_image.visible = False
         else:
             self.heldout_table.content = h.markdown()
@@ -170,17 +172,23 @@ def add_compare_panel(server: viser.ViserServer, studio: Studio) -> ComparePanel
     command = server.gui.add_command(
         "Toggle A/B", description="Show only result A, then only B", hotkey=TOGGLE_HOTKEY
     )
-    side = server.gui.add_checkbox("Side by side", initial_value=False, hint="B beside A along the capture's right axis")
+    side = server.gui.add_checkbox(
+        "Side by side", initial_value=False, hint="B beside A along the capture's right axis"
+    )
     with server.gui.add_folder("Split view (server render)"):
         split_enabled = server.gui.add_checkbox(
-            "Split view", initial_value=False, hint="A left of the divider, B right; rendered on the server with SH"
+            "Split view",
+            initial_value=False,
+            hint="A left of the divider, B right; rendered on the server with SH",
         )
         divider = server.gui.add_slider("Divider", min=0.0, max=1.0, step=0.01, initial_value=0.5)
         split_image = server.gui.add_image(_blank(), label="A | B", format="jpeg", visible=False)
     with server.gui.add_folder("Held-out views"):
         heldout_run = server.gui.add_button("Compare on held-out views", icon=viser.Icon.TABLE)
         heldout_table = server.gui.add_markdown("")
-        heldout_image = server.gui.add_image(_blank(), label="ground truth | A | B", format="jpeg", visible=False)
+        heldout_image = server.gui.add_image(
+            _blank(), label="ground truth | A | B", format="jpeg", visible=False
+        )
     import torch
 
     renderer = SplitRenderer(studio, split_image, width=640 if torch.cuda.is_available() else 256)
@@ -193,7 +201,9 @@ def add_compare_panel(server: viser.ViserServer, studio: Studio) -> ComparePanel
         if not studio.compare_state.split_enabled:
             return
         cam = client.camera
-        renderer.request(ViewRequest(np.asarray(cam.wxyz), np.asarray(cam.position), float(cam.fov), float(cam.aspect)))
+        renderer.request(
+            ViewRequest(np.asarray(cam.wxyz), np.asarray(cam.position), float(cam.fov), float(cam.aspect))
+        )
 
     @server.on_client_connect
     def _(client: viser.ClientHandle) -> None:

@@ -119,7 +119,13 @@ def add_reconstruct_panel(server: viser.ViserServer, studio: Studio) -> Reconstr
     def _(event: viser.GuiEvent) -> None:
         panel.refresh(studio)
         if panel.warning.visible and event.client is not None:
-            notify(server, "Not an object-centric capture", panel.warning.content, kind="warning", client=event.client)
+            notify(
+                server,
+                "Not an object-centric capture",
+                panel.warning.content,
+                kind="warning",
+                client=event.client,
+            )
 
     @panel.live.on_update
     def _(event: viser.GuiEvent) -> None:
@@ -130,8 +136,8 @@ def add_reconstruct_panel(server: viser.ViserServer, studio: Studio) -> Reconstr
         text = panel.object_warning(studio)
         if text and not panel.confirmed:
             panel.confirmed = True  # the warning was seen; a second click runs anyway
-            notify(server, "Not an object-centric capture", text + " Click Reconstruct again to run it anyway.",
-                   kind="warning", client=event.client)  # fmt: skip
+            again = text + " Click Reconstruct again to run it anyway."
+            notify(server, "Not an object-centric capture", again, kind="warning", client=event.client)
             return
         panel.confirmed = False
         try:
