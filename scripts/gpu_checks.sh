@@ -93,3 +93,6 @@ $PY -m pytest -q -m gpu tests/test_paths_gpu.py
 # video frames per second along a path at 480p (854x480 per run), one run and A | B, gsplat on CUDA
 $PY -m studio.cli bench render-video --device cuda --n 100000 500000 2000000 --frames 120 \
   --json "$OUT/bench_render_video_cuda.json"
+# ---------------------------------------------------------------- Compare panel
+# the split view (A | B) rendered with gsplat on CUDA vs our CPU backend
+$PY -m pytest -q -m gpu tests/test_compare.py

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("studio.commands.synth:main", "render a procedural scene along a hand-held path into a capture"),
     "synth demo": ("studio.commands.synth:demo", "regenerate the bundled demo capture (assets/demo)"),
     "bench render-video": ("studio.bench.render_video:main", "video frames/s along a path (480p, A | B)"),
+    "bench studio": ("studio.bench.studio:main", "click Reconstruct on the demo -> splats in the page"),
     "bench geolrm": ("studio.bench.geolrm:main", "GeoLRM inference time and peak memory vs number of views"),
     "serve": ("studio.commands.serve:serve", "the studio in the browser (127.0.0.1:8080; demo capture)"),
     "bench long-lrm": ("studio.bench.long_lrm:main", "Long-LRM inference time, memory, Gaussians vs views"),

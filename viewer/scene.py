@@ -112,6 +112,8 @@ class SceneView:
         self.looking_through: int | None = None  # frame whose frustum is hidden: the views sit in it
         self.points_visible = True
         self._shown: dict[str, Shown] = {}
+        self.slot_visible: dict[str, bool] = {}  # slot -> shown (the compare panel's A/B toggle)
+        self.slot_offset: dict[str, np.ndarray] = {}  # slot -> [3] world offset (side by side)
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- splats
@@ -130,7 +132,26 @@ class SceneView:
                     self.server.scene, names.splats(slot), arrays, self.splats.get(slot)
                 )
                 self.splat_counts[slot] = (arrays.num, arrays.num_total)
+                self._apply_layout(slot)
             self._shown = dict(shown)
+
+    def set_layout(self, visible: dict[str, bool], offsets: dict[str, np.ndarray]) -> None:
+        """Which slots are visible and where each is moved (world offset [3]); slots not named
+        are visible and in place."""
+        with self._lock:
+            self.slot_visible = dict(visible)
+            self.slot_offset = {k: np.asarray(v, dtype=np.float64) for k, v in offsets.items()}
+            for slot in self.splats:
+                self._apply_layout(slot)
+
+    def _apply_layout(self, slot: str) -> None:
+        handle = self.splats[slot]
+        visible = self.slot_visible.get(slot, True)
+        offset = self.slot_offset.get(slot, np.zeros(3))
+        if handle.visible != visible:
+            handle.visible = visible
+        if not np.allclose(handle.position, offset):
+            handle.position = tuple(float(x) for x in offset)
 
     # ---------------------------------------------------------------- capture
     def set_capture(
