@@ -27,6 +27,32 @@ from pipelines.transforms import Similarity, quat_to_rotmat, rotmat_to_quat
 _FLIP_YZ = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
 
 
+# ns-process-data's world change for COLMAP models (its ``applied_transform``, [3, 4]): world
+# (x, y, z) -> (x, z, -y), turning COLMAP's usual -y-up world into nerfstudio's +z-up one.
+NERFSTUDIO_APPLIED_TRANSFORM = torch.tensor(
+    [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, -1.0, 0.0, 0.0]], dtype=torch.float64
+)
+
+
+def _affine_4x4(applied_transform: Tensor) -> Tensor:
+    A = torch.eye(4, dtype=torch.float64)
+    A[:3] = torch.as_tensor(applied_transform, dtype=torch.float64)
+    return A
+
+
+def points_to_nerfstudio(points: Tensor, applied_transform: Tensor) -> Tensor:
+    """World points [P, 3] -> the nerfstudio world of ``applied_transform`` [3, 4] (x' = A [x; 1]),
+    as ns-process-data writes ``sparse_pc.ply``. float64."""
+    A = _affine_4x4(applied_transform)
+    return torch.as_tensor(points, dtype=torch.float64) @ A[:3, :3].T + A[:3, 3]
+
+
+def points_from_nerfstudio(points: Tensor, applied_transform: Tensor) -> Tensor:
+    """Inverse of :func:`points_to_nerfstudio`: nerfstudio-world points [P, 3] -> original world."""
+    A_inv = torch.linalg.inv(_affine_4x4(applied_transform))
+    return torch.as_tensor(points, dtype=torch.float64) @ A_inv[:3, :3].T + A_inv[:3, 3]
+
+
 def make_K(fx: Tensor, fy: Tensor, cx: Tensor, cy: Tensor) -> Tensor:
     """fx, fy, cx, cy [...] pixels -> K [..., 3, 3]. The one place a K is built from four numbers."""
     fx, fy, cx, cy = torch.broadcast_tensors(*(torch.as_tensor(v) for v in (fx, fy, cx, cy)))

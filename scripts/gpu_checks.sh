@@ -69,3 +69,21 @@ $PY -m studio.cli bench render --device cuda --json "$OUT/bench_render_cuda.json
 # ray caster on CUDA vs CPU (masks, depth, RGB), then views per second at 32 x 256^2 (object and room, 1x1 and 2x2 AA)
 $PY -m pytest -q -rs -m gpu tests/test_synth_raycast.py
 $PY -m studio.cli bench synth --device cuda --json "$OUT/bench_synth_cuda.json"
+
+# ---------------------------------------------------------------- Optimizer (3DGS)
+# CUDA training through gsplat (quality close to the CPU backend's), MCMC with a cap, resume
+$PY -m pytest -q -m gpu tests/test_optimize_gpu.py
+# target (issue [optimize]): ours vs gsplat's simple_trainer loop in the same process on the same
+# capture: time per 1k steps ratio <= 1.1, final test PSNR within 0.2 dB (record both in README)
+$PY -m studio.cli bench optimize --device cuda --cuda-size 512 --steps 7000 --json "$OUT/bench_optimize_cuda.json"
+# the standard 30k-step schedule end to end on a 512x512 known-Gaussian capture (writes a run)
+$PY - <<'PY'
+import tempfile, pathlib
+from studio.bench.gaussian_scene import write_gaussian_capture
+from studio.commands.optimize import optimize
+with tempfile.TemporaryDirectory() as tmp:
+    cap, _ = write_gaussian_capture(pathlib.Path(tmp) / "scene", seed=0, width=512, height=512,
+                                    num_gaussians=5000, points=20000)
+    run = optimize(cap.root, preset="cuda-30k", device="cuda")
+    print((run / "run.json").read_text())
+PY

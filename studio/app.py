@@ -3,9 +3,9 @@ results shown in the scene, and the job queue.
 
 The viewer (viser) only reads this state and calls its methods; every browser tab shares one
 :class:`Studio`, so every tab sees the same state. Changes are announced to subscribers by
-topic (:data:`CAPTURES`, :data:`CAPTURE`, :data:`RUNS`, :data:`SCENE`); job changes come from
-``studio.jobs.add_listener``. Methods are thread-safe: viser callbacks run on a thread pool and
-jobs on the job worker.
+topic (:data:`CAPTURES`, :data:`CAPTURE`, :data:`RUNS`, :data:`SCENE`, :data:`TRAINING`); job
+changes come from ``studio.jobs.add_listener``. Methods are thread-safe: viser callbacks run on
+a thread pool and jobs on the job worker.
 
 Examples:
     >>> studio = open_studio(StudioConfig(workspace=Path("ws")))      # doctest: +SKIP
@@ -18,9 +18,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import sys
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,7 @@ CAPTURES = "captures"  # the list of captures in the workspace changed
 CAPTURE = "capture"  # another capture was opened (or the open one was reloaded)
 RUNS = "runs"  # runs of the open capture were added or deleted
 SCENE = "scene"  # results shown in the scene changed (studio.shown)
+TRAINING = "training"  # the optimization's live status changed (studio.training)
 
 SLOTS = ("A", "B")  # result slots of the scene: the compare panel puts A against B
 
@@ -60,6 +63,8 @@ class Capabilities:
         from pipelines.models.base import MODELS
 
         def has(module: str) -> bool:
+            if module in sys.modules:  # loaded (find_spec raises on a module without __spec__)
+                return True
             try:
                 return importlib.util.find_spec(module) is not None
             except ModuleNotFoundError:
@@ -116,6 +121,40 @@ class Shown:
     label: str
 
 
+@dataclass(frozen=True)
+class TrainingStatus:
+    """The live state of the studio's 3DGS optimization (one at a time).
+
+    state: "queued" -> "running" <-> "paused" -> "stopping" (finishing early) -> "done" |
+    "failed" | "cancelled". loss_curve / psnr_curve: (step, value) points for the plots.
+    note: the reduced-preset sentence (None for the standard schedule). run_id: the run folder
+    (known once training starts; the finished run's id when done)."""
+
+    job_id: int
+    state: str
+    init: str
+    slot: str
+    steps: int = 0
+    step: int = 0
+    loss: float | None = None
+    step_time_s: float | None = None
+    num_gaussians: int | None = None
+    psnr: float | None = None
+    skipped: int = 0
+    preset: str | None = None
+    note: str | None = None
+    run_id: str | None = None
+    error: str | None = None
+    loss_curve: tuple[tuple[int, float], ...] = ()
+    psnr_curve: tuple[tuple[int, float], ...] = ()
+    pause: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    stop: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("queued", "running", "paused", "stopping")
+
+
 Subscriber = Callable[[str], None]
 
 
@@ -135,6 +174,8 @@ class Studio:
         self._shown: dict[str, Shown] = {}
         self._thumbs: dict[tuple[Path, int], list[np.ndarray]] = {}
         self._subscribers: list[Subscriber] = []
+        self._training: TrainingStatus | None = None
+        self.live_interval_s = 1.0  # live splats reach the scene at most this often
 
     # ----------------------------------------------------------- subscribers
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
@@ -243,7 +284,7 @@ class Studio:
         slot's content, so the reconstruction is seen growing chunk by chunk. Raises ValueError
         at once when nothing is open, the model is unknown or cannot stream."""
         from pipelines.models.base import supports_streaming
-        from studio.commands.reconstruct import reconstruct
+        from studio.commands.reconstruct import ReconstructOptions, reconstruct
 
         capture = self._require_capture()
         if model not in self.capabilities.models:
@@ -263,11 +304,13 @@ class Studio:
                 self.show(slot, step.gaussians.detach().to("cpu"), label=label)
 
         def run(progress: Progress, cancel: CancelToken) -> Path:
-            return reconstruct(
-                capture.root, model=model, preset=preset, weights=weights, views=views, device=device,
-                stream=live, chunk_views=chunk_views, on_chunk=on_chunk if live else None,
-                progress=progress, cancel=cancel,
+            options = ReconstructOptions(
+                model=model, preset=preset, weights=weights, views=views, device=device, stream=live,
+                chunk_views=chunk_views,
             )  # fmt: skip
+            return reconstruct(
+                capture.root, options, on_chunk=on_chunk if live else None, progress=progress, cancel=cancel
+            )
 
         def done(run_dir: Path) -> None:
             self._emit(RUNS)
@@ -367,6 +410,168 @@ class Studio:
             removed = self._shown.pop(slot, None)
         if removed is not None:
             self._emit(SCENE)
+
+    # -------------------------------------------------------------- optimize
+    @property
+    def training(self) -> TrainingStatus | None:
+        """The current (or last) optimization's status; None before the first."""
+        with self._lock:
+            return self._training
+
+    def _set_training(self, **changes) -> None:
+        with self._lock:
+            if self._training is None:
+                return
+            self._training = replace(self._training, **changes)
+        self._emit(TRAINING)
+
+    def resumable_runs(self) -> list[str]:
+        """Unfinished optimization runs of the open capture that left a checkpoint (cancelled
+        or crashed): ids for :meth:`submit_optimize` ``resume``."""
+        from studio.commands.optimize import CHECKPOINT
+
+        capture = self.capture
+        if capture is None or not capture.runs_dir.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in capture.runs_dir.iterdir()
+            if (p / CHECKPOINT).is_file() and not (p / ws.RUN_JSON).is_file()
+        )
+
+    def submit_optimize(
+        self,
+        *,
+        init: str = "sfm",
+        preset: str | None = None,
+        steps: int | None = None,
+        resume: str | None = None,
+        slot: str = "A",
+        device: str = "auto",
+    ) -> JobState:
+        """Queue a 3DGS optimization of the open capture: from its SfM points ("sfm"), from a
+        run's Gaussians (a run id: refine a feed-forward result), or continuing an unfinished
+        run (``resume``, an id from :meth:`resumable_runs`). The Gaussians appear in scene slot
+        ``slot`` as they train; the finished run replaces them there. One optimization at a time."""
+        if not self.capabilities.optimize:
+            raise ValueError("this build has no optimizer (pipelines.optimize)")
+        capture = self._require_capture()
+        if slot not in SLOTS:
+            raise ValueError(f"unknown slot {slot!r}; slots: {', '.join(SLOTS)}")
+        current = self.training
+        if current is not None and current.active:
+            raise ValueError("an optimization is already queued or running; stop it first")
+        if resume is not None and resume not in self.resumable_runs():
+            raise ValueError(f"no unfinished run {resume!r} with a checkpoint in {capture.name!r}")
+        if resume is None and init != "sfm":
+            self.run(init)  # refuses unknown ids and paths
+        from studio.commands.optimize import optimize
+
+        label = f"continue {resume}" if resume is not None else ("SfM points" if init == "sfm" else init)
+        status = TrainingStatus(job_id=0, state="queued", init=label, slot=slot)
+        last_shown = [0.0]
+
+        def still_open() -> bool:  # live splats belong to this capture's world frame only
+            current = self.capture
+            return current is not None and current.root == capture.root
+
+        def on_start(run_dir: Path, cfg) -> None:
+            t = self.training
+            now = "stopping" if status.stop.is_set() else ("paused" if status.pause.is_set() else "running")
+            self._set_training(
+                state=now if t is None or t.state != "stopping" else "stopping",
+                run_id=run_dir.name,
+                steps=cfg.steps,
+                preset=cfg.preset,
+                note=cfg.reduced_note,
+            )
+
+        def on_update(u) -> None:
+            t = self.training
+            if t is None:
+                return
+            changes: dict = {"step": u.step, "num_gaussians": u.num_gaussians, "skipped": u.skipped_steps}
+            if u.test is not None and u.test.get("psnr") is not None:
+                changes["psnr"] = u.test["psnr"]
+                changes["psnr_curve"] = (*t.psnr_curve, (u.step, float(u.test["psnr"])))
+            elif u.loss is not None:
+                curve = (*t.loss_curve, (u.step, u.loss))
+                changes.update(loss=u.loss, step_time_s=u.step_time_s, loss_curve=curve)
+            self._set_training(**changes)
+            now = time.monotonic()
+            due = now - last_shown[0] >= self.live_interval_s or u.step >= u.steps
+            if u.gaussians is not None and due and still_open():
+                last_shown[0] = now
+                self.show(slot, u.gaussians, label=f"3dgs (training, step {u.step:,})")
+
+        def job(progress: Progress, cancel: CancelToken) -> Path:
+            return optimize(
+                None if resume is not None else capture.root,
+                init=init, resume=(capture.runs_dir / resume) if resume is not None else None, preset=preset,
+                steps=steps if resume is None else None, device=device, progress=progress, cancel=cancel,
+                pause=status.pause, stop=status.stop, on_update=on_update, on_start=on_start,
+            )  # fmt: skip
+
+        def done(run_dir: Path) -> None:
+            self._emit(RUNS)
+            if still_open():
+                self.show_run(run_dir.name, slot)
+            self._set_training(state="done", run_id=run_dir.name)
+
+        with self._lock:
+            self._training = status
+            state = self.jobs.submit(f"Optimize: {capture.name}", job, kind="optimize", on_done=done)
+            self._training = replace(self._training, job_id=state.id)
+        remove: list[Callable[[], None]] = []
+
+        def on_job(js: JobState) -> None:
+            if js.id != state.id or not js.finished:
+                return
+            if js.status == "failed":
+                self._set_training(state="failed", error=js.error)
+            elif js.status == "cancelled":
+                self._set_training(state="cancelled")
+                self._emit(RUNS)  # the unfinished run is resumable now
+            if remove:
+                remove[0]()
+
+        remove.append(self.jobs.add_listener(on_job))
+        if self.jobs.get(state.id).finished:  # finished before the listener was in place
+            on_job(self.jobs.get(state.id))
+        self._emit(TRAINING)
+        return state
+
+    def pause_optimize(self) -> None:
+        """Pause the running optimization (it waits between steps)."""
+        t = self.training
+        if t is None or t.state not in ("queued", "running"):
+            raise ValueError("no optimization is running")
+        t.pause.set()
+        self._set_training(state="paused")
+
+    def resume_optimize(self) -> None:
+        t = self.training
+        if t is None or t.state != "paused":
+            raise ValueError("no optimization is paused")
+        t.pause.clear()
+        self._set_training(state="running")
+
+    def stop_optimize(self) -> None:
+        """Finish the optimization now: it evaluates and writes its run with the steps done."""
+        t = self.training
+        if t is None or not t.active:
+            raise ValueError("no optimization is running")
+        t.stop.set()
+        t.pause.clear()
+        self._set_training(state="stopping")
+
+    def cancel_optimize(self) -> None:
+        """Cancel: nothing is written but its checkpoint (continue it later from the panel)."""
+        t = self.training
+        if t is None or not t.active:
+            raise ValueError("no optimization is running")
+        t.pause.clear()
+        self.jobs.cancel(t.job_id)
 
     # ----------------------------------------------------------------- close
     def close(self) -> None:

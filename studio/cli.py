@@ -13,6 +13,10 @@ import sys
 # name -> ("module:function", one-line help). Two-word names ("weights import") are matched first.
 COMMANDS: dict[str, tuple[str, str]] = {
     "bench render": ("studio.bench.render:main", "CPU/GPU renderer timings and peak memory"),
+    "bench sfm": ("studio.bench.sfm:main", "SfM stage times and pose accuracy on the synth demo video"),
+    "sfm": ("studio.commands.capture:sfm", "a capture from a video or photos (pycolmap SfM)"),
+    "import": ("studio.commands.capture:import_capture", "a capture from COLMAP, nerfstudio or Long-LRM"),
+    "export": ("studio.commands.capture:export", "a capture's cameras for nerfstudio or Long-LRM"),
     "bench synth": ("studio.bench.synth:main", "procedural-scene ray caster: views per second, CPU and GPU"),
     "synth": ("studio.commands.synth:main", "render a procedural scene along a hand-held path into a capture"),
     "synth demo": ("studio.commands.synth:demo", "regenerate the bundled demo capture (assets/demo)"),
@@ -22,6 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench ttt-lrm": ("studio.bench.ttt_lrm:main", "tttLRM time, memory vs views; per-chunk streaming"),
     "reconstruct": ("studio.commands.reconstruct:main", "run a feed-forward model on a capture"),
     "weights import": ("studio.commands.weights:main", "convert an official checkpoint to safetensors"),
+    "optimize": ("studio.commands.optimize:main", "3DGS optimization of a capture (gsplat's recipe; CPU or CUDA)"),
+    "eval": ("studio.commands.eval:main", "PSNR / SSIM / LPIPS of a run on its capture's test split"),
+    "bench optimize": ("studio.bench.optimize:main", "3DGS optimizer: CPU steps/s; on CUDA ours vs gsplat's trainer"),
 }
 
 

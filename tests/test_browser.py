@@ -169,3 +169,21 @@ def test_job_failure_is_a_notification_that_says_why(browser, running):
     page.get_by_text("only 3 of 40 frames registered").first.wait_for(timeout=TIMEOUT_S * 1000)
     page.screenshot(path=artifact("06_failure_notification.png"))
     page.close()
+
+
+def test_optimize_panel_trains_live_in_the_page(browser, running):
+    page, _ = open_page(browser, running)
+    page.get_by_role("tab", name="Optimize").click()
+    page.get_by_text("Training loss").first.wait_for(timeout=TIMEOUT_S * 1000)
+    running.viewer.optimize.steps.value = 150  # few steps: the cpu-fast preset, shortened
+    page.get_by_role("button", name="Start").click()
+    studio = running.studio
+    eventually(lambda: studio.training is not None and studio.training.step > 0, "training never started")
+    # the status reaches the page while it trains, then the finished run is shown as A
+    page.get_by_text("Step ").first.wait_for(timeout=TIMEOUT_S * 1000)
+    eventually(lambda: studio.training.state == "done", "training never finished", timeout=120)
+    page.get_by_text("Done").first.wait_for(timeout=TIMEOUT_S * 1000)
+    assert page.locator(".uplot").count() >= 2  # the loss and PSNR charts are drawn
+    assert studio.shown["A"].run_id == studio.training.run_id
+    page.screenshot(path=artifact("07_optimize_panel.png"))
+    page.close()

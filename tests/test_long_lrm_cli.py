@@ -5,47 +5,16 @@ from __future__ import annotations
 
 import torch
 
-from pipelines.cameras import Cameras
-from pipelines.capture.folder import Capture, default_splits
-from pipelines.capture.images import write_image
+from pipelines.capture.folder import Capture
 from pipelines.fileio import read_json
 from pipelines.gaussians import read_ply
 from studio.cli import main as cli
-
-
-def make_capture(root, gen, n=12, width=96, height=54):
-    ang = torch.linspace(0, 2.0, n)
-    eye = torch.stack([2 * torch.sin(ang), 0.2 * torch.randn(n, generator=gen), -2 * torch.cos(ang)], -1)
-    cams = Cameras.look_at(eye, torch.zeros(n, 3), fov_y_deg=60, width=width, height=height)
-    paths = []
-    for i in range(n):
-        p = f"images/{i:06d}.png"
-        write_image(root / p, torch.rand(3, height, width, generator=gen))
-        paths.append(p)
-    cap = Capture(root=root, file_paths=paths, cameras=cams, splits=default_splits(n))
-    cap.save()
-    return cap
+from tests.model_helpers import make_capture, reconstruct_argv
 
 
 def test_reconstruct_cli_writes_a_run(tmp_path, gen):
     cap = make_capture(tmp_path / "cap", gen)
-    assert (
-        cli(
-            [
-                "reconstruct",
-                str(cap.root),
-                "--model",
-                "long-lrm",
-                "--preset",
-                "tiny",
-                "--views",
-                "5",
-                "--device",
-                "cpu",
-            ]
-        )
-        is None
-    )
+    assert cli(reconstruct_argv(cap.root, "long-lrm", "tiny", "--views", "5")) is None
     (run,) = list((cap.root / "runs").iterdir())
     info = read_json(run / "run.json")
     assert info["method"] == "long-lrm" and info["weights"] is None and info["device"].startswith("cpu")

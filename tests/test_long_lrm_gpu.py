@@ -11,13 +11,10 @@ from pipelines.models.blocks.mamba2 import mamba_ssm_available, set_scan_backend
 from pipelines.models.long_lrm.config import PRESETS
 from pipelines.models.long_lrm.model import LongLRM
 from pipelines.models.long_lrm.reconstructor import LongLRMReconstructor
-from studio.bench.long_lrm import synthetic_views
+from studio.bench.common import synthetic_views
+from tests.model_helpers import cpu_float32_and_cuda_bf16, rel_err
 
 pytestmark = pytest.mark.gpu
-
-
-def rel_err(a, b):
-    return float((a.double() - b.double()).norm() / b.double().norm())
 
 
 def test_official_network_fused_matches_torch_scan_bf16(gen):
@@ -48,11 +45,7 @@ def test_cuda_bf16_matches_cpu_float32_tiny(gen):
     views = synthetic_views(4, 112, 64)
     prep = prepare(views, resize_h=64, multiple=16, scene_scale=1.35)
     args = (prep.images[None], prep.cameras.c2w[None], prep.cameras.K[None])
-    with torch.inference_mode():
-        ref = model(*args).raw
-        model.cuda()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = model(*(a.cuda() for a in args)).raw.float().cpu()
+    ref, out = cpu_float32_and_cuda_bf16(model, args)
     assert rel_err(out, ref) < 2e-2
     rec = LongLRMReconstructor(model, device="cuda")
     g = rec(views).gaussians

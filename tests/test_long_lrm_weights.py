@@ -4,19 +4,24 @@ the errors that name the keys."""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import pytest
 import torch
 
 from pipelines.models.base import load_model
-from pipelines.models.checkpoints import WeightsError, load_weights
+from pipelines.models.checkpoints import WeightsError
 from pipelines.models.long_lrm import import_official
 from pipelines.models.long_lrm.config import PRESETS
 from pipelines.models.long_lrm.weights import map_key
 from studio.cli import main as cli
 from tests.long_lrm_official import official_table
+from tests.model_helpers import (
+    assert_bad_checkpoints_refused,
+    assert_cli_import_fails,
+    assert_import_round_trip,
+    assert_mismatch_named,
+)
 
 TINY = PRESETS["tiny"]
 
@@ -55,27 +60,10 @@ def save_official(path: Path, sd: dict, *, extras=True) -> Path:
 def test_import_round_trip_through_cli(tmp_path, gen, caplog):
     sd = tiny_official_state(gen)
     ckpt = save_official(tmp_path / "checkpoint_000010000.pt", sd)
-    out = tmp_path / "tiny.safetensors"
-    with caplog.at_level("INFO"):
-        assert (
-            cli(["weights", "import", "long-lrm", str(ckpt), "--out", str(out), "--preset", "tiny"]) is None
-        )
-    assert any("perceptual_loss" in r.message and "depth_anything" in r.message for r in caplog.records)
-    state, meta = load_weights(out)
-    assert meta["model"] == "long-lrm" and meta["preset"] == "tiny"
-    assert len(state) == len(sd)
-    for k, v in sd.items():
-        assert torch.equal(state[map_key(k)], v), k
-    rec = load_model("long-lrm", weights=out, device="cpu")  # preset from the metadata
-    model_sd = rec.model.state_dict()
-    for k, v in sd.items():
-        assert torch.equal(model_sd[map_key(k)], v), k
-    # without metadata the preset is recognised from the shapes
-    from pipelines.models.checkpoints import save_weights
-
-    bare = tmp_path / "bare.safetensors"
-    save_weights(bare, state, {})
-    assert load_model("long-lrm", weights=bare, device="cpu").config == TINY
+    assert_import_round_trip(
+        tmp_path, caplog, model="long-lrm", preset="tiny", ckpt=ckpt, sd=sd, map_key=map_key,
+        dropped=("perceptual_loss", "depth_anything"), bare_config=TINY,
+    )  # fmt: skip
 
 
 def test_old_tokenizer_name_and_bare_state_dict(tmp_path, gen):
@@ -95,13 +83,12 @@ def test_mismatch_names_missing_unexpected_and_misshaped_keys(tmp_path, gen):
     sd["processor.blocks.5.mamba.extra_scale"] = torch.zeros(3)
     sd["some_new_head.weight"] = torch.zeros(2)
     sd["processor.merge_blocks.0.weight"] = torch.zeros(64, 1, 3, 3)
-    ckpt = save_official(tmp_path / "bad.pt", sd)
-    with pytest.raises(WeightsError) as e:
-        import_official(ckpt, preset="tiny")
-    msg = str(e.value)
-    assert "missing 1 keys: processor.blocks.3.mamba.mamba_scans.1.A_log" in msg
-    assert "processor.blocks.5.mamba.extra_scale" in msg and "some_new_head.weight" in msg
-    assert "processor.merge_blocks.0.weight (64, 1, 3, 3) (expected (64, 1, 2, 2))" in msg
+    assert_mismatch_named(
+        import_official, save_official(tmp_path / "bad.pt", sd), "tiny",
+        missing="processor.blocks.3.mamba.mamba_scans.1.A_log",
+        unexpected=("processor.blocks.5.mamba.extra_scale", "some_new_head.weight"),
+        misshaped="processor.merge_blocks.0.weight (64, 1, 3, 3) (expected (64, 1, 2, 2))",
+    )  # fmt: skip
 
 
 def test_wrong_model_checkpoint(tmp_path, gen):
@@ -125,42 +112,11 @@ def test_wrong_model_checkpoint(tmp_path, gen):
 
 def test_corrupted_and_unsafe_checkpoints(tmp_path, gen):
     good = save_official(tmp_path / "good.pt", tiny_official_state(gen))
-    data = good.read_bytes()
-    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(WeightsError, match="corrupted, truncated"):
-        import_official(tmp_path / "truncated.pt", preset="tiny")
+    truncated = assert_bad_checkpoints_refused(import_official, good, tmp_path, "tiny")
     with pytest.raises(WeightsError, match="does not exist"):
         import_official(tmp_path / "missing.pt")
-    # an object whose unpickling would run code: refused by weights_only=True, never executed
-    with open(tmp_path / "evil.pt", "wb") as f:
-        pickle.dump({"model": _Evil(tmp_path / "pwned")}, f, protocol=2)
-    with pytest.raises(WeightsError, match="execute code"):
-        import_official(tmp_path / "evil.pt", preset="tiny")
-    assert not (tmp_path / "pwned").exists()
     # the CLI reports the error and exits non-zero, writing nothing
-    out = tmp_path / "x.safetensors"
-    with pytest.raises(SystemExit) as e:
-        cli(
-            [
-                "weights",
-                "import",
-                "long-lrm",
-                str(tmp_path / "truncated.pt"),
-                "--out",
-                str(out),
-                "--preset",
-                "tiny",
-            ]
-        )
-    assert e.value.code == 1 and not out.exists()
-
-
-class _Evil:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (Path.touch, (self.path,))
+    assert_cli_import_fails("long-lrm", truncated, tmp_path, "tiny")
 
 
 def test_official_preset_without_weights_is_an_error():

@@ -10,13 +10,13 @@ from pipelines.fileio import read_json
 from pipelines.gaussians import read_ply
 from pipelines.models.blocks.gaussian_head import keep_counts
 from studio.cli import main as cli
-from tests.test_long_lrm_cli import make_capture
+from tests.model_helpers import make_capture, reconstruct_argv
 
 
 def test_reconstruct_stream_prints_chunk_timing_and_writes_a_run(tmp_path, gen, capsys):
     cap = make_capture(tmp_path / "cap", gen, n=12, width=160, height=90)
-    args = ["reconstruct", str(cap.root), "--model", "ttt-lrm", "--preset", "tiny-ar", "--device", "cpu"]
-    assert cli([*args, "--views", "7", "--stream", "--chunk-views", "3"]) is None
+    args = reconstruct_argv(cap.root, "ttt-lrm", "tiny-ar", "--views", "7", "--stream", "--chunk-views", "3")
+    assert cli(args) is None
     err = capsys.readouterr().err
     assert "absorb s" in err and "streaming" in err
     (run,) = list((cap.root / "runs").iterdir())
@@ -34,27 +34,12 @@ def test_reconstruct_stream_prints_chunk_timing_and_writes_a_run(tmp_path, gen, 
 
 def test_reconstruct_offline_and_errors(tmp_path, gen, monkeypatch):
     cap = make_capture(tmp_path / "cap", gen, n=6, width=160, height=90)
-    assert (
-        cli(["reconstruct", str(cap.root), "--model", "ttt-lrm", "--preset", "tiny", "--device", "cpu"])
-        is None
-    )
+    assert cli(reconstruct_argv(cap.root, "ttt-lrm", "tiny")) is None
     (run,) = list((cap.root / "runs").iterdir())
     info = read_json(run / "run.json")
     assert info["params"]["schedule"] == "full" and "stream" not in info and info["params"]["views"] == 5
     with pytest.raises(SystemExit) as e:  # only tttLRM streams
-        cli(
-            [
-                "reconstruct",
-                str(cap.root),
-                "--model",
-                "long-lrm",
-                "--preset",
-                "tiny",
-                "--device",
-                "cpu",
-                "--stream",
-            ]
-        )
+        cli(reconstruct_argv(cap.root, "long-lrm", "tiny", "--stream"))
     assert e.value.code == 1
     import pipelines.models.ttt_lrm.memory as memory
 
@@ -63,19 +48,7 @@ def test_reconstruct_offline_and_errors(tmp_path, gen, monkeypatch):
     monkeypatch.setattr(Capture, "load_images", lambda *a, **k: called.append(1))
     for extra in ([], ["--stream"]):
         with pytest.raises(SystemExit) as e:
-            cli(
-                [
-                    "reconstruct",
-                    str(cap.root),
-                    "--model",
-                    "ttt-lrm",
-                    "--preset",
-                    "tiny",
-                    "--device",
-                    "cpu",
-                    *extra,
-                ]
-            )
+            cli(reconstruct_argv(cap.root, "ttt-lrm", "tiny", *extra))
         assert e.value.code == 1
     assert not called and len(list((cap.root / "runs").iterdir())) == 1
 

@@ -11,14 +11,11 @@ from pipelines.models.blocks.fast_weight import newton_schulz5
 from pipelines.models.ttt_lrm.config import PRESETS
 from pipelines.models.ttt_lrm.model import TTTLRM
 from pipelines.models.ttt_lrm.reconstructor import TTTLRMReconstructor
-from studio.bench.long_lrm import synthetic_views
+from studio.bench.common import synthetic_views
+from tests.model_helpers import cpu_float32_and_cuda_bf16, rel_err
 from tests.test_fast_weight import ns5_numpy
 
 pytestmark = pytest.mark.gpu
-
-
-def rel_err(a, b) -> float:
-    return float((a.double() - b.double()).norm() / b.double().norm())
 
 
 def test_ns5_bf16_on_cuda_matches_float64(gen):
@@ -45,11 +42,7 @@ def test_cuda_bf16_matches_cpu_float32_tiny(gen):
     torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
     model = TTTLRM(c).eval()
     views, args = _inputs(c, 4, gen)
-    with torch.inference_mode():
-        ref = model(*args).raw
-        model.cuda()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = model(*(a.cuda() for a in args)).raw.float().cpu()
+    ref, out = cpu_float32_and_cuda_bf16(model, args)
     assert rel_err(out, ref) < 5e-2
     g = TTTLRMReconstructor(model, device="cuda")(views).gaussians
     assert g.device.type == "cuda" and torch.isfinite(g.means).all()

@@ -5,26 +5,30 @@ import` and `load`; mismatches are errors naming the keys."""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import pytest
 import torch
 
 from pipelines.models.base import load_model
-from pipelines.models.checkpoints import WeightsError, load_weights, save_weights
+from pipelines.models.checkpoints import WeightsError, save_weights
 from pipelines.models.ttt_lrm import import_official
 from pipelines.models.ttt_lrm.config import PRESETS
 from pipelines.models.ttt_lrm.memory import num_params
 from pipelines.models.ttt_lrm.model import TTTLRM
 from pipelines.models.ttt_lrm.weights import expected_shapes, map_key, official_key
-from studio.cli import main as cli
 from tests.data.ttt_lrm_official_layout import (
     OFFICIAL_NUM_PARAMS,
     OFFICIAL_NUM_TENSORS,
     official_table,
 )
 from tests.data.ttt_lrm_official_layout import num_params as table_params
+from tests.model_helpers import (
+    assert_bad_checkpoints_refused,
+    assert_cli_import_fails,
+    assert_import_round_trip,
+    assert_mismatch_named,
+)
 
 TINY = PRESETS["tiny"]
 
@@ -76,26 +80,11 @@ def save_official(path: Path, sd: dict, *, extras: bool = True) -> Path:
 def test_import_round_trip_through_cli(tmp_path, gen, caplog):
     sd = fake_official(gen)
     ckpt = save_official(tmp_path / "dl3dv_ar.pt", sd)
-    out = tmp_path / "tiny.safetensors"
-    with caplog.at_level("INFO"):
-        assert (
-            cli(["weights", "import", "ttt-lrm", str(ckpt), "--out", str(out), "--preset", "tiny-ar"]) is None
-        )
-    assert any(
-        "depth_anything" in r.message and "perceptual_loss_module" in r.message for r in caplog.records
-    )
-    state, meta = load_weights(out)
-    assert meta["model"] == "ttt-lrm" and meta["preset"] == "tiny-ar" and len(state) == len(sd)
-    for k, v in sd.items():
-        assert torch.equal(state[map_key(k)], v), k
-    rec = load_model("ttt-lrm", weights=out, device="cpu")  # preset from the metadata
-    assert rec.config == PRESETS["tiny-ar"]
-    model_sd = rec.model.state_dict()
-    for k, v in sd.items():
-        assert torch.equal(model_sd[map_key(k)], v), k
-    bare = tmp_path / "bare.safetensors"  # no metadata: the layout is recognised
-    save_weights(bare, state, {})
-    assert load_model("ttt-lrm", weights=bare, device="cpu").config == TINY
+    rec = assert_import_round_trip(
+        tmp_path, caplog, model="ttt-lrm", preset="tiny-ar", ckpt=ckpt, sd=sd, map_key=map_key,
+        dropped=("depth_anything", "perceptual_loss_module"), bare_config=TINY,
+    )  # fmt: skip
+    assert rec.config == PRESETS["tiny-ar"]  # preset from the metadata
 
 
 def test_wrapped_and_bare_state_dicts(tmp_path, gen):
@@ -117,13 +106,12 @@ def test_mismatch_names_missing_unexpected_and_misshaped_keys(tmp_path, gen):
     sd["blocks.0.module_list.1.f.anchor_w0"] = torch.zeros(3)
     sd["triplane_tokens"] = torch.zeros(2)
     sd["blocks.0.module_list.1.f.w0"] = torch.zeros(1, 64, 128)
-    ckpt = save_official(tmp_path / "bad.pt", sd)
-    with pytest.raises(WeightsError) as e:
-        import_official(ckpt, preset="tiny")
-    msg = str(e.value)
-    assert "missing 1 keys: blocks.1.module_list.1.f.lr_fc.bias" in msg
-    assert "blocks.0.module_list.1.f.anchor_w0" in msg and "triplane_tokens" in msg
-    assert "blocks.0.module_list.1.f.w0 (1, 64, 128) (expected (1, 64, 256))" in msg
+    assert_mismatch_named(
+        import_official, save_official(tmp_path / "bad.pt", sd), "tiny",
+        missing="blocks.1.module_list.1.f.lr_fc.bias",
+        unexpected=("blocks.0.module_list.1.f.anchor_w0", "triplane_tokens"),
+        misshaped="blocks.0.module_list.1.f.w0 (1, 64, 128) (expected (1, 64, 256))",
+    )  # fmt: skip
 
 
 def test_wrong_checkpoints(tmp_path, gen):
@@ -137,31 +125,11 @@ def test_wrong_checkpoints(tmp_path, gen):
     with pytest.raises(WeightsError) as e:
         import_official(tmp_path / "llrm.pt", preset="tiny")
     assert "missing all" in str(e.value) and "global_token_init" in str(e.value)
-    good = save_official(tmp_path / "good.pt", fake_official(gen)).read_bytes()
-    (tmp_path / "truncated.pt").write_bytes(good[: len(good) // 2])
-    with pytest.raises(WeightsError, match="corrupted, truncated"):
-        import_official(tmp_path / "truncated.pt", preset="tiny")
-    with open(tmp_path / "evil.pt", "wb") as f:
-        pickle.dump({"model": _Evil(tmp_path / "pwned")}, f, protocol=2)
-    with pytest.raises(WeightsError, match="execute code"):
-        import_official(tmp_path / "evil.pt", preset="tiny")
-    assert not (tmp_path / "pwned").exists()
-    out = tmp_path / "x.safetensors"
-    with pytest.raises(SystemExit) as e:
-        cli(
-            ["weights", "import", "ttt-lrm", str(tmp_path / "llrm.pt"), "--out", str(out), "--preset", "tiny"]
-        )
-    assert e.value.code == 1 and not out.exists()
+    assert_bad_checkpoints_refused(import_official, save_official(tmp_path / "good.pt", fake_official(gen)),
+                                   tmp_path, "tiny")  # fmt: skip
+    assert_cli_import_fails("ttt-lrm", tmp_path / "llrm.pt", tmp_path, "tiny")
     with pytest.raises(WeightsError, match="weights import ttt-lrm"):
         load_model("ttt-lrm", preset="official-full")
     save_weights(tmp_path / "geo.safetensors", {"x": torch.zeros(1)}, {"model": "geolrm"})
     with pytest.raises(WeightsError, match="not ttt-lrm"):
         load_model("ttt-lrm", weights=tmp_path / "geo.safetensors")
-
-
-class _Evil:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (Path.touch, (self.path,))

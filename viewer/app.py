@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 import viser
 
-from studio.app import CAPTURE, CAPTURES, RUNS, SCENE, Studio, open_studio
+from studio.app import CAPTURE, CAPTURES, RUNS, SCENE, TRAINING, Studio, open_studio
 from studio.config import StudioConfig
 from viewer.panels.cameras import CamerasPanel, add_cameras_panel
 from viewer.panels.capture import CapturePanel, add_capture_panel
 from viewer.panels.jobs import JobsPanel, add_jobs_panel
+from viewer.panels.optimize import OptimizePanel, add_optimize_panel
 from viewer.panels.reconstruct import ReconstructPanel, add_reconstruct_panel
 from viewer.panels.runs import RunsPanel, add_runs_panel
 from viewer.scene import SceneView
@@ -41,6 +42,7 @@ class Viewer:
     cameras: CamerasPanel
     runs: RunsPanel
     reconstruct: ReconstructPanel
+    optimize: OptimizePanel
 
     def on_change(self, topic: str) -> None:
         """Bring handles and scene nodes up to date after a studio change (any thread)."""
@@ -54,11 +56,15 @@ class Viewer:
             self.capture.refresh(studio)
             self.cameras.refresh(studio, self.scene)
             self.reconstruct.refresh(studio)
+            self.optimize.refresh_options(studio)
         elif topic == RUNS:
             self.runs.refresh(studio)
+            self.optimize.refresh_options(studio)
         elif topic == SCENE:
             self.scene.set_results(studio.shown)
             self.runs.refresh(studio)
+        elif topic == TRAINING:
+            self.optimize.refresh_training(studio)
 
 
 def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
@@ -78,7 +84,9 @@ def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
         runs = add_runs_panel(server, studio)
     with tabs.add_tab("Reconstruct", icon=viser.Icon.PLAYER_PLAY):
         reconstruct = add_reconstruct_panel(server, studio)
-    viewer = Viewer(server, studio, scene, tabs, jobs, capture, cameras, runs, reconstruct)
+    with tabs.add_tab("Optimize", icon=viser.Icon.CHART_LINE):
+        optimize = add_optimize_panel(server, studio)
+    viewer = Viewer(server, studio, scene, tabs, jobs, capture, cameras, runs, reconstruct, optimize)
     studio.subscribe(viewer.on_change)
     for topic in (CAPTURE, RUNS, SCENE):
         viewer.on_change(topic)

@@ -69,3 +69,20 @@ def resize(img: Tensor, width: int, height: int) -> Tensor:
     shrink = width < img.shape[-1] or height < img.shape[-2]
     x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=shrink)
     return x.reshape(*lead, *x.shape[-3:])
+
+
+def fit_max_side(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(width, height) scaled down so the longer side is at most ``max_side`` (aspect kept, sides
+    rounded, at least 1); unchanged when already small enough or ``max_side`` is None."""
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    s = max_side / max(width, height)
+    return max(1, round(width * s)), max(1, round(height * s))
+
+
+def resize_uint8(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    """uint8 [H, W, 3] -> uint8 [height, width, 3] (antialiased when shrinking); a no-op when
+    the size already matches."""
+    if img.shape[:2] == (height, width):
+        return img
+    return to_uint8(resize(to_tensor(img), width, height))

@@ -7,6 +7,8 @@
   :class:`WeightsError` that names every missing, unexpected and mis-shaped key.
 - :func:`save_weights` / :func:`load_weights`: safetensors files with string metadata
   (``model``, ``preset``, ``source``, optionally ``config``).
+- :func:`model_shapes`: a model's keys and shapes for a config, from the model built on the meta
+  device; :func:`shipped_weights`: a preset's weights under ``assets/models`` if present.
 
 Examples:
     >>> save_weights("m.safetensors", {"w": torch.zeros(2)}, {"model": "long-lrm"})  # doctest: +SKIP
@@ -15,6 +17,8 @@ Examples:
 
 from __future__ import annotations
 
+import functools
+import importlib
 import os
 import pickle
 from collections.abc import Mapping
@@ -27,6 +31,7 @@ from torch import Tensor
 from pipelines.fileio import atomic_path
 
 MAX_LISTED = 20
+ASSETS_MODELS = Path(__file__).resolve().parents[2] / "assets" / "models"
 
 
 class WeightsError(ValueError):
@@ -142,3 +147,24 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, 
             f"cannot read {path} as safetensors ({e}); official .pt checkpoints must first be converted "
             f"with `lrm-studio weights import`"
         ) from e
+
+
+def shipped_weights(model: str, preset: str) -> Path | None:
+    """The shipped weights of a preset, ``assets/models/<model>-<preset>.safetensors``, if present."""
+    path = ASSETS_MODELS / f"{model}-{preset}.safetensors"
+    return path if path.is_file() else None
+
+
+def model_shapes(model_class: str, config: Any) -> dict[str, tuple[int, ...]]:
+    """Our keys and shapes of ``model_class`` (``"module:Class"``, its constructor taking the
+    config only) for ``config``: built on the meta device (no memory, no initialisation), cached."""
+    return dict(_model_shapes(model_class, config))
+
+
+@functools.lru_cache(maxsize=16)
+def _model_shapes(model_class: str, config: Any) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    module, name = model_class.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    with torch.device("meta"):
+        model = cls(config)
+    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())

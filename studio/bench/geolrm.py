@@ -23,16 +23,18 @@ from typing import Literal
 
 import torch
 
+from pipelines.models.runtime import resolve_device
 from studio.bench.common import (
     Timing,
     device_description,
     gib,
     peak_memory,
     print_table,
-    run_isolated,
+    run_bench_case,
     save_results,
     synchronize,
     time_calls,
+    view_counts,
 )
 
 TARGET = {"views": 21, "anchors": 16384, "peak_gib": 6e9 / 2**30, "seconds": 0.5}
@@ -139,26 +141,18 @@ def main(
         isolate: on the CPU, run each case in a fresh process so peak RSS is honest.
         json: write the results here.
     """
-    dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    dev = str(resolve_device(device))
     preset = preset or ("official" if dev.startswith("cuda") else "tiny")
     if anchors is None:
         from pipelines.models.geolrm.config import PRESETS
 
         anchors = 16384 if preset == "official" else PRESETS[preset].max_anchors
     rows, results = [], []
-    for v in (int(s) for s in views.split(",") if s.strip()):
-        kw = dict(
-            preset=preset,
-            views=v,
-            anchors=anchors,
-            device=dev,
-            precision=precision,
-            attention=attention,
-            image_size=image_size,
-            warmup=warmup,
-            repeats=repeats,
-        )
-        r = run_isolated("studio.bench.geolrm:_case", **kw) if (isolate and dev == "cpu") else _case(**kw)
+    for v in view_counts(views):
+        r = run_bench_case(
+            "studio.bench.geolrm:_case", device=dev, isolate=isolate, preset=preset, views=v, anchors=anchors,
+            precision=precision, attention=attention, image_size=image_size, warmup=warmup, repeats=repeats,
+        )  # fmt: skip
         results.append(r)
         peak = r["peak_total_bytes"] if r["peak_total_bytes"] is not None else r["peak_above_weights_bytes"]
         rows.append(

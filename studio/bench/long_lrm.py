@@ -15,37 +15,26 @@ Examples:
 
 from __future__ import annotations
 
-import gc
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from pipelines.models.long_lrm.config import PRESETS, LongLRMConfig, transformer_baseline
+from pipelines.models.runtime import resolve_device
 from studio.bench.common import (
-    Timing,
+    OFFLINE_COLUMNS,
     device_description,
-    gib,
+    measure_reconstructor,
+    offline_row,
+    print_skipped,
     print_table,
-    run_isolated,
+    release_memory,
+    run_bench_case,
+    run_or_skip,
     save_results,
-    synchronize,
-    time_calls,
+    view_counts,
 )
-
-
-def synthetic_views(views: int, width: int, height: int, seed: int = 0):
-    """Random images and cameras on a forward-facing arc around a target (a DL3DV-like capture)."""
-    from pipelines.cameras import Cameras
-    from pipelines.models.base import Views
-
-    g = torch.Generator().manual_seed(seed)
-    ang = torch.linspace(-0.6, 0.6, views)
-    eye = torch.stack([2 * torch.sin(ang), 0.1 * torch.randn(views, generator=g), -2 * torch.cos(ang)], -1)
-    cams = Cameras.look_at(eye, torch.zeros(views, 3), fov_y_deg=55, width=width, height=height)
-    return Views(torch.rand(views, 3, height, width, generator=g), cams)
-
-
-CASE_ARGS = ("config_json", "views", "height", "width", "device", "warmup", "repeats", "backend")
 
 
 def run_case(
@@ -60,10 +49,8 @@ def run_case(
 ) -> dict:
     """One (model, views) case: build, check memory, time, measure the peak. Picklable result."""
     from pipelines.models.blocks.mamba2 import set_scan_backend
-    from pipelines.models.long_lrm.memory import InsufficientMemory
     from pipelines.models.long_lrm.model import LongLRM
     from pipelines.models.long_lrm.reconstructor import LongLRMReconstructor
-    from studio.bench.common import peak_memory
 
     config = LongLRMConfig.from_json(config_json).with_(resize_h=height)
     dev = torch.device(device)
@@ -73,31 +60,21 @@ def run_case(
         "height": height,
         "tokens": views * (height // config.patch_size) * (width // config.patch_size),
     }
-    with peak_memory(dev) as peak:  # CPU: RSS growth (fresh process); CUDA: replaced below
+
+    def build() -> LongLRMReconstructor:
         model = LongLRM(config)
         set_scan_backend(model, backend)  # type: ignore[arg-type]
         rec = LongLRMReconstructor(model, device=dev)
         assert rec.input_size(width, height) == (width, height), (
-            rec.input_size(width, height),
-            width,
-            height,
-        )
-        try:
-            row["estimate_gib"] = gib(rec.check_memory(views, width, height))
-        except InsufficientMemory as e:
-            row["skipped"] = str(e)
-            return row
-        inputs = synthetic_views(views, width, height).to(dev)
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-        out = rec(inputs)
-        row["num_gaussians"] = out.gaussians.num
-        del out
-        times = time_calls(lambda: rec(inputs), device=dev, warmup=max(0, warmup - 1), repeats=repeats)
-        synchronize(dev)
-    row["peak_gib"] = gib(torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else peak.bytes)
-    t = Timing.of(times)
-    row.update(median_s=t.median_s, min_s=t.min_s, max_s=t.max_s, repeats=t.repeats, scan=rec.scan_backend)
+            rec.input_size(width, height), width, height,
+        )  # fmt: skip
+        return rec
+
+    rec, row = measure_reconstructor(
+        build, row, views=views, width=width, height=height, device=device, warmup=warmup, repeats=repeats
+    )
+    if "skipped" not in row:
+        row["scan"] = rec.scan_backend
     return row
 
 
@@ -112,26 +89,13 @@ def bench(
     rows = []
     for name, cfg in models:
         for v in views:
-            args = (cfg.to_json(), v, height, width, device, warmup, repeats, backend)
-            try:
-                if torch.device(device).type == "cpu":  # fresh process: honest peak RSS
-                    row = run_isolated(
-                        "studio.bench.long_lrm:run_case", **dict(zip(CASE_ARGS, args, strict=True))
-                    )
-                else:
-                    row = run_case(*args)
-            except torch.cuda.OutOfMemoryError as e:
-                row = {
-                    "views": v,
-                    "width": width,
-                    "height": height,
-                    "skipped": f"out of memory: {str(e).splitlines()[0]}",
-                }
+            kw = dict(config_json=cfg.to_json(), views=v, height=height, width=width, warmup=warmup,
+                      repeats=repeats, backend=backend)  # fmt: skip
+            case = partial(run_bench_case, "studio.bench.long_lrm:run_case", device=device, **kw)
+            row = run_or_skip(case, views=v, width=width, height=height)  # CPU: fresh process, honest RSS
             row["model"] = name
             rows.append(row)
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+            release_memory()
     return {"benchmark": "long-lrm", "preset": preset, "device": device_description(device), "rows": rows}
 
 
@@ -161,51 +125,14 @@ def main(
         backend: Mamba2 scan path: auto, torch, mamba_ssm.
         json: write the results here.
     """
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(device))
     m = PRESETS[preset].patch_size_out
     if height % m or width % m:
         raise SystemExit(f"--height and --width must be multiples of {m}")
-    counts = [int(v) for v in views.split(",") if v.strip()]
+    counts = view_counts(views)
     result = bench(preset, counts, height, width, device, baseline_transformer, warmup, repeats, backend)
-    cols = [
-        "model",
-        "views",
-        "size",
-        "tokens",
-        "median s",
-        "min s",
-        "max s",
-        "peak GiB",
-        "estimate GiB",
-        "Gaussians",
-    ]
-    table = []
-    for r in result["rows"]:
-        size = f"{r['width']}x{r['height']}"
-        if "skipped" in r:
-            table.append(
-                [
-                    r["model"],
-                    r["views"],
-                    size,
-                    r.get("tokens", ""),
-                    "skipped",
-                    "",
-                    "",
-                    "",
-                    r.get("estimate_gib", ""),
-                    "",
-                ]
-            )
-        else:
-            table.append([r["model"], r["views"], size, r["tokens"], r["median_s"], r["min_s"], r["max_s"],
-                          r["peak_gib"], r["estimate_gib"], r["num_gaussians"]])  # fmt: skip
-    print_table(f"Long-LRM {preset} on {result['device']}", cols, table)
-    for r in result["rows"]:
-        if "skipped" in r:
-            from studio.console import console
-
-            console.print(f"[yellow]{r['model']} {r['views']} views skipped:[/yellow] {r['skipped']}")
+    table = [offline_row(r) for r in result["rows"]]
+    print_table(f"Long-LRM {preset} on {result['device']}", OFFLINE_COLUMNS, table)
+    print_skipped(result["rows"])
     save_results(json, result)
     return 0

@@ -25,24 +25,28 @@ Examples:
 
 from __future__ import annotations
 
-import gc
 import statistics
+from functools import partial
 from pathlib import Path
 
 import torch
 
+from pipelines.models.runtime import resolve_device
 from pipelines.models.ttt_lrm.config import PRESETS, TTTLRMConfig
 from studio.bench.common import (
-    Timing,
+    OFFLINE_COLUMNS,
     device_description,
-    gib,
+    measure_reconstructor,
+    offline_row,
+    print_skipped,
     print_table,
-    run_isolated,
+    release_memory,
+    run_bench_case,
+    run_or_skip,
     save_results,
-    synchronize,
-    time_calls,
+    synthetic_views,
+    view_counts,
 )
-from studio.bench.long_lrm import synthetic_views
 
 PAPER_S = {  # tttLRM Tab. 2 via third-party transcriptions (reference notes)
     "ttt-lrm": {16: 3.6, 32: 7.2, 64: 14.8},
@@ -53,10 +57,8 @@ LONG_LRM_PRESET = {"official-full": "official-540p", "official-ar": "official-54
 
 def run_case(config_json: str, views: int, device: str, warmup: int, repeats: int) -> dict:
     """One offline case: build, check memory, time, measure the peak. Picklable result."""
-    from pipelines.models.ttt_lrm.memory import InsufficientMemory
     from pipelines.models.ttt_lrm.model import TTTLRM
     from pipelines.models.ttt_lrm.reconstructor import TTTLRMReconstructor
-    from studio.bench.common import peak_memory
 
     c = TTTLRMConfig.from_json(config_json)
     dev = torch.device(device)
@@ -67,38 +69,11 @@ def run_case(config_json: str, views: int, device: str, warmup: int, repeats: in
         "height": c.image_height,
         "tokens": views * c.tokens_per_view,
     }
-    with peak_memory(dev) as peak:
-        rec = TTTLRMReconstructor(TTTLRM(c), device=dev)
-        try:
-            row["estimate_gib"] = gib(rec.check_memory(views, c.image_width, c.image_height))
-        except InsufficientMemory as e:
-            row["skipped"] = str(e)
-            return row
-        inputs = synthetic_views(views, c.image_width, c.image_height).to(dev)
-        if dev.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(dev)
-        out = rec(inputs)
-        row["num_gaussians"] = out.gaussians.num
-        del out
-        times = time_calls(lambda: rec(inputs), device=dev, warmup=max(0, warmup - 1), repeats=repeats)
-        synchronize(dev)
-    row["peak_gib"] = gib(torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else peak.bytes)
-    t = Timing.of(times)
-    row.update(median_s=t.median_s, min_s=t.min_s, max_s=t.max_s, repeats=t.repeats)
+    _, row = measure_reconstructor(
+        lambda: TTTLRMReconstructor(TTTLRM(c), device=dev), row, views=views, width=c.image_width,
+        height=c.image_height, device=device, warmup=warmup, repeats=repeats,
+    )  # fmt: skip
     return row
-
-
-def _isolated_or_inline(target: str, device: str, **kw) -> dict:
-    if torch.device(device).type == "cpu":  # fresh process: honest peak RSS
-        return run_isolated(target, device=device, **kw)
-    return _resolve(target)(device=device, **kw)
-
-
-def _resolve(target: str):
-    import importlib
-
-    module, func = target.split(":")
-    return getattr(importlib.import_module(module), func)
 
 
 def long_lrm_case(preset: str, views: int, ttt: TTTLRMConfig, device: str, warmup: int, repeats: int) -> dict:
@@ -109,9 +84,9 @@ def long_lrm_case(preset: str, views: int, ttt: TTTLRMConfig, device: str, warmu
     c = LL[preset]
     m = c.patch_size_out
     h, w = (round(ttt.image_height / m) * m, round(ttt.image_width / m) * m)
-    row = _isolated_or_inline(
-        "studio.bench.long_lrm:run_case", device, config_json=c.to_json(), views=views, height=h, width=w,
-        warmup=warmup, repeats=repeats, backend="auto",
+    row = run_bench_case(
+        "studio.bench.long_lrm:run_case", device=device, config_json=c.to_json(), views=views, height=h,
+        width=w, warmup=warmup, repeats=repeats, backend="auto",
     )  # fmt: skip
     row["model"] = "long-lrm"
     return row
@@ -124,22 +99,12 @@ def bench_offline(
     rows = []
     for v in views:
         kw = dict(config_json=c.to_json(), views=v, warmup=warmup, repeats=repeats)
-        try:
-            target = "studio.bench.ttt_lrm:run_case"
-            row = _isolated_or_inline(target, device, **kw) if isolate else run_case(device=device, **kw)
-        except torch.cuda.OutOfMemoryError as e:
-            row = {"model": "ttt-lrm", "views": v, "skipped": f"out of memory: {str(e).splitlines()[0]}"}
-        rows.append(row)
+        case = partial(run_bench_case, "studio.bench.ttt_lrm:run_case", device=device, isolate=isolate, **kw)
+        rows.append(run_or_skip(case, model="ttt-lrm", views=v))
         if compare_long_lrm:
-            try:
-                ll = long_lrm_case(LONG_LRM_PRESET.get(preset, "tiny"), v, c, device, warmup, repeats)
-                rows.append(ll)
-            except torch.cuda.OutOfMemoryError as e:
-                oom = f"out of memory: {str(e).splitlines()[0]}"
-                rows.append({"model": "long-lrm", "views": v, "skipped": oom})
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+            ll = partial(long_lrm_case, LONG_LRM_PRESET.get(preset, "tiny"), v, c, device, warmup, repeats)
+            rows.append(run_or_skip(ll, model="long-lrm", views=v))
+        release_memory()
     return {"benchmark": "ttt-lrm", "preset": preset, "device": device_description(device), "rows": rows}
 
 
@@ -231,8 +196,7 @@ def main(
     """
     from studio.console import console
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(resolve_device(device))
     preset = preset or ("official-full" if torch.device(device).type == "cuda" else "tiny")
     if preset not in PRESETS:
         raise SystemExit(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
@@ -258,26 +222,15 @@ def main(
         )
         save_results(json, result)
         return 0
-    counts = [int(v) for v in views.split(",") if v.strip()]
-    result = bench_offline(c, preset, counts, device, compare_long_lrm, warmup, repeats, isolate)
+    result = bench_offline(c, preset, view_counts(views), device, compare_long_lrm, warmup, repeats, isolate)
     official = preset.startswith("official")
-    cols = ["model", "views", "size", "tokens", "median s", "min s", "max s", "peak GiB", "estimate GiB",
-            "Gaussians"] + (["paper s", "target s"] if official else [])  # fmt: skip
+    cols = OFFLINE_COLUMNS + (["paper s", "target s"] if official else [])
     table = []
     for r in result["rows"]:
         paper = PAPER_S[r["model"]].get(r["views"], "")
         target = paper / 2 if (r["model"] == "ttt-lrm" and paper) else ""
-        extra = [paper, target] if official else []
-        size = f"{r.get('width', '')}x{r.get('height', '')}"
-        if "skipped" in r:
-            table.append([r["model"], r["views"], size, r.get("tokens", ""), "skipped", "", "", "",
-                          r.get("estimate_gib", ""), "", *extra])  # fmt: skip
-        else:
-            table.append([r["model"], r["views"], size, r["tokens"], r["median_s"], r["min_s"], r["max_s"],
-                          r["peak_gib"], r["estimate_gib"], r["num_gaussians"], *extra])  # fmt: skip
+        table.append(offline_row(r) + ([paper, target] if official else []))
     print_table(f"tttLRM {preset} on {result['device']}", cols, table)
-    for r in result["rows"]:
-        if "skipped" in r:
-            console.print(f"[yellow]{r['model']} {r['views']} views skipped:[/yellow] {r['skipped']}")
+    print_skipped(result["rows"])
     save_results(json, result)
     return 0

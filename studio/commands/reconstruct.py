@@ -9,6 +9,8 @@ run fails or is cancelled.
 ``--stream`` (models with ``reconstruct_streaming``, i.e. tttLRM) feeds the views in frame order,
 ``--chunk-views`` at a time, updating the model's state per chunk; each chunk's timing is reported
 as it happens (progress), listed in run.json (``stream``) and printed as a table.
+
+The flags are the fields of :class:`ReconstructOptions`, which the studio's jobs pass too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +27,7 @@ import tyro
 
 from pipelines.capture.folder import Capture
 from pipelines.models.base import Reconstruction, Views, load_model
+from pipelines.models.runtime import resolve_device
 from pipelines.progress import Cancelled, CancelToken, Progress, no_progress, sub_progress
 from studio.workspace import new_run_dir, write_run
 
@@ -31,12 +35,6 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_VIEWS = 32  # for models that do not state their own
-
-
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 def _device_description(device: str) -> str:
@@ -52,40 +50,62 @@ def even_views(candidates: list[int], n: int) -> list[int]:
     return [candidates[i] for i in idx]
 
 
+@dataclass(frozen=True)
+class ReconstructOptions:
+    """How a feed-forward model runs on a capture: the flags of ``lrm-studio reconstruct``."""
+
+    model: str = "long-lrm"
+    """registered model (long-lrm, ...)."""
+    weights: Path | None = None
+    """a safetensors file from `lrm-studio weights import` or training."""
+    preset: str | None = None
+    """architecture preset (official-540p, tiny, ...); with no --weights its shipped
+    weights are used if present."""
+    views: int | None = None
+    """number of input views (default: the model's, 32 for Long-LRM)."""
+    device: str = "auto"
+    """auto, cpu, cuda, cuda:1, ..."""
+    seed: int = 0
+    """seed of the random share of pruning."""
+    min_opacity: float = 0.001
+    """drop Gaussians below this opacity when writing (the official PLY uses 0.001)."""
+    stream: bool = False
+    """feed the views in frame order chunk by chunk (ttt-lrm) and print each chunk's timing."""
+    chunk_views: int | None = None
+    """views per chunk with --stream (default: the model's update interval, 4 for
+    official-ar)."""
+    preview: Literal["merge", "full", "none"] = "merge"
+    """with --stream, what is decoded after each chunk: merge (the new chunk's views,
+    constant time), full (every view so far) or none."""
+
+
 def reconstruct(
     capture_root: Path,
+    options: ReconstructOptions = ReconstructOptions(),  # noqa: B008 (frozen)
     *,
-    model: str = "long-lrm",
-    weights: Path | None = None,
-    preset: str | None = None,
-    views: int | None = None,
-    device: str = "auto",
-    seed: int = 0,
-    min_opacity: float = 0.001,
-    stream: bool = False,
-    chunk_views: int | None = None,
-    preview: Literal["merge", "full", "none"] = "merge",
     on_chunk: Callable[[Any], None] | None = None,
     progress: Progress = no_progress,
     cancel: CancelToken | None = None,
 ) -> Path:
     """Run a feed-forward model on a capture and write a run; returns the run folder. With
-    ``stream``, ``on_chunk(step)`` hears each absorbed chunk (the model's StreamStep: timings and
-    a preview of the Gaussians in the capture's frame)."""
-    device = _resolve_device(device)
+    ``options.stream``, ``on_chunk(step)`` hears each absorbed chunk (the model's StreamStep:
+    timings and a preview of the Gaussians in the capture's frame)."""
+    o = options
+    device = str(resolve_device(o.device))
     t_start = time.perf_counter()
     capture = Capture.load(capture_root)
-    rec = load_model(model, weights=weights, preset=preset, device=device)
-    if stream and not hasattr(rec, "reconstruct_streaming"):
-        raise ValueError(f"model {model!r} does not stream; --stream works with ttt-lrm")
+    rec = load_model(o.model, weights=o.weights, preset=o.preset, device=device)
+    if o.stream and not hasattr(rec, "reconstruct_streaming"):
+        raise ValueError(f"model {o.model!r} does not stream; --stream works with ttt-lrm")
     if hasattr(rec, "seed"):
-        rec.seed = seed
+        rec.seed = o.seed
     candidates = capture.indices("train") or capture.indices()
-    n = views or getattr(rec, "default_views", None) or min(len(candidates), DEFAULT_VIEWS)
+    n = o.views or getattr(rec, "default_views", None) or min(len(candidates), DEFAULT_VIEWS)
     if n > len(candidates):
         log.warning("asked for %d views but the capture has %d train frames: using all", n, len(candidates))
         n = len(candidates)
-    if stream:
+    chunk_views = o.chunk_views
+    if o.stream:
         chunk_views = rec.stream_chunk_views(chunk_views)
         rec.check_memory(n, capture.cameras.width, capture.cameras.height, chunk_views=chunk_views)
     elif hasattr(rec, "check_memory"):
@@ -98,31 +118,31 @@ def reconstruct(
     points = torch.as_tensor(pts[0], dtype=torch.float32) if pts is not None else None
     inputs = Views(capture.load_images(picked), capture.cameras[picked], points)
     load_s = time.perf_counter() - t_load
-    if stream:
+    if o.stream:
         result: Reconstruction = rec.reconstruct_streaming(
-            inputs, chunk_views=chunk_views, preview=preview, on_chunk=on_chunk,
+            inputs, chunk_views=chunk_views, preview=o.preview, on_chunk=on_chunk,
             progress=sub_progress(progress, 0.05, 0.95), cancel=cancel,
         )  # fmt: skip
     else:
         result = rec(inputs, progress=sub_progress(progress, 0.05, 0.95), cancel=cancel)
     stream_rows = result.info.pop("stream", None)
     g = result.gaussians
-    if min_opacity > 0:
-        g = g.prune_opacity(min_opacity)
+    if o.min_opacity > 0:
+        g = g.prune_opacity(o.min_opacity)
     progress(0.97, "writing the run")
-    run_dir = new_run_dir(capture.root, model)
+    run_dir = new_run_dir(capture.root, o.model)
     info = {
-        "method": model,
+        "method": o.model,
         "params": {
-            "preset": preset,
+            "preset": o.preset,
             "views": len(picked),
             "input_frames": [capture.file_paths[i] for i in picked],
-            "seed": seed,
-            "min_opacity": min_opacity,
+            "seed": o.seed,
+            "min_opacity": o.min_opacity,
             **{k: v for k, v in result.info.items()},
         },
-        "weights": str(Path(weights).resolve())
-        if weights
+        "weights": str(Path(o.weights).resolve())
+        if o.weights
         else (str(rec.weights) if getattr(rec, "weights", None) else None),
         "timings": {"load_images_s": load_s, **result.timings, "command_s": time.perf_counter() - t_start},
         "device": _device_description(device),
@@ -137,53 +157,28 @@ def reconstruct(
 
 def main(
     capture: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="CAPTURE")],
-    model: str = "long-lrm",
-    weights: Path | None = None,
-    preset: str | None = None,
-    views: int | None = None,
-    device: str = "auto",
-    seed: int = 0,
-    min_opacity: float = 0.001,
-    stream: bool = False,
-    chunk_views: int | None = None,
-    preview: Literal["merge", "full", "none"] = "merge",
+    options: Annotated[ReconstructOptions, tyro.conf.arg(name="")] = ReconstructOptions(),  # noqa: B008
 ) -> int:
     """Reconstruct a capture with a feed-forward model and write a run folder.
 
     Args:
         capture: a capture folder (with cameras.json).
-        model: registered model (long-lrm, ...).
-        weights: a safetensors file from `lrm-studio weights import` or training.
-        preset: architecture preset (official-540p, tiny, ...); with no --weights its shipped
-            weights are used if present.
-        views: number of input views (default: the model's, 32 for Long-LRM).
-        device: auto, cpu, cuda, cuda:1, ...
-        seed: seed of the random share of pruning.
-        min_opacity: drop Gaussians below this opacity when writing (the official PLY uses 0.001).
-        stream: feed the views in frame order chunk by chunk (ttt-lrm) and print each chunk's timing.
-        chunk_views: views per chunk with --stream (default: the model's update interval, 4 for
-            official-ar).
-        preview: with --stream, what is decoded after each chunk: merge (the new chunk's views,
-            constant time), full (every view so far) or none.
+        options: see ReconstructOptions.
     """
     from pipelines.models.checkpoints import WeightsError
     from studio.console import console, ctrl_c_cancels, progress_bar, setup_logging
 
     setup_logging()
     try:
-        with ctrl_c_cancels() as token, progress_bar(f"{model}") as report:
-            run = reconstruct(
-                capture, model=model, weights=weights, preset=preset, views=views, device=device,
-                seed=seed, min_opacity=min_opacity, stream=stream, chunk_views=chunk_views,
-                preview=preview, progress=report, cancel=token,
-            )  # fmt: skip
+        with ctrl_c_cancels() as token, progress_bar(f"{options.model}") as report:
+            run = reconstruct(capture, options, progress=report, cancel=token)
     except Cancelled:
         console.print("[yellow]cancelled; nothing written")
         return 130
     except (WeightsError, FileNotFoundError, ValueError, MemoryError, RuntimeError) as e:
         console.print(f"[red]error:[/red] {e}")
         return 1
-    if stream:
+    if options.stream:
         print_stream_table(run)
     console.print(f"run written to {run}")
     return 0

@@ -7,6 +7,8 @@
 - ``plucker``: per-pixel RGB + Plücker ray features, patchified into tokens.
 - ``gaussian_head``: per-pixel Gaussian decoder, its activations and opacity pruning.
 - ``dinov2``, ``rope3d``, ``deformable_attention``: GeoLRM's (see those files).
+- ``weight_init``: the official Linear initialisation of Long-LRM and tttLRM; ``checkpointing``:
+  one block under activation checkpointing when the model's flag asks.
 
 Importing this package builds and imports nothing optional (mamba-ssm is imported lazily on CUDA).
 """

@@ -28,6 +28,7 @@ from pipelines.models.geolrm.model import GeoLRM, GeoLRMInputs
 from pipelines.models.geolrm.preprocess import judge_object_centric, normalize_to_cube, select_views
 from pipelines.models.geolrm.reconstructor import GeoLRMReconstructor, Precision
 from pipelines.models.geolrm.weights import check_state, import_official
+from pipelines.models.runtime import resolve_device
 
 __all__ = [
     "PRESETS",
@@ -73,4 +74,4 @@ def load(
         with torch.device("meta"):
             model = GeoLRM(cfg)
         model.load_state_dict(sd, strict=True, assign=True)
-    return GeoLRMReconstructor(model.to(device).eval(), precision=precision, seed=seed)
+    return GeoLRMReconstructor(model.to(resolve_device(device)).eval(), precision=precision, seed=seed)

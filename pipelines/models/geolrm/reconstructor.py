@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Iterator
 from typing import Literal
 
@@ -24,16 +23,12 @@ from pipelines.gaussians import Gaussians
 from pipelines.models.base import Reconstruction, Views
 from pipelines.models.geolrm.model import GeoLRM
 from pipelines.models.geolrm.preprocess import Background, normalize_to_cube, prepare_inputs
+from pipelines.models.runtime import LapTimer
 from pipelines.progress import CancelToken, Progress, check, no_progress
 
 log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "tf32", "bf16"]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @contextlib.contextmanager
@@ -80,7 +75,7 @@ class GeoLRMReconstructor:
     ) -> Reconstruction:
         cfg, dev = self.cfg, self.device
         timings: dict[str, float] = {}
-        t_start = time.perf_counter()
+        clock = LapTimer(dev)
 
         progress(0.0, "normalising the capture into GeoLRM's cube")
         cams = views.cameras.to("cpu")
@@ -100,8 +95,7 @@ class GeoLRMReconstructor:
             background=self.background,
         )
         inputs = inputs.to(dev)
-        _sync(dev)
-        timings["preprocess_s"] = time.perf_counter() - t_start
+        timings["preprocess_s"] = clock.lap()
         check(cancel)
 
         n_layers = cfg.proposal.layers + cfg.reconstruction.layers
@@ -117,11 +111,10 @@ class GeoLRMReconstructor:
 
         generator = torch.Generator().manual_seed(self.seed)
         with torch.no_grad(), precision_context(self.precision, dev):
-            t0 = time.perf_counter()
+            clock.lap()  # from here
             logits = self.model.proposal(inputs.images, inputs.c2w_gl, inputs.K_norm, after_layer=after(0))
             anchors = self.model.select(logits, generator)
-            _sync(dev)
-            timings["proposal_s"] = time.perf_counter() - t0
+            timings["proposal_s"] = clock.lap()
             n_valid = int(anchors.valid.sum())
             if n_valid == 0:
                 log.warning(
@@ -130,10 +123,9 @@ class GeoLRMReconstructor:
                 )
                 raw = None
             else:
-                t0 = time.perf_counter()
+                clock.lap()  # from here
                 raw = self.model.reconstruction(inputs, anchors.xyz, after_layer=after(cfg.proposal.layers))
-                _sync(dev)
-                timings["reconstruction_s"] = time.perf_counter() - t0
+                timings["reconstruction_s"] = clock.lap()
 
         if raw is None:
             g = Gaussians.from_points(
@@ -147,7 +139,7 @@ class GeoLRMReconstructor:
             g = self.model.reconstruction.decoder.to_gaussians(anchors.xyz[0][keep], raw[0][keep])
         n_decoded = g.num
         g = g.prune_opacity(self.min_opacity).transform(norm.to_world)
-        timings["total_s"] = time.perf_counter() - t_start
+        timings["total_s"] = clock.total()
         progress(1.0, f"{g.num} Gaussians")
         info = {
             "object_centric": norm.judgement.to_dict(),

@@ -9,6 +9,7 @@ The checkpoint is a state dict of the official wrapper: ``serializer.*`` (propos
     lrm_generator.renderer.latent_decoder.  -> reconstruction.decoder.mlp.
     lrm_generator.                          -> reconstruction.
 
+(a :class:`~pipelines.models.keymap.KeyMap`, which also gives the inverse for messages);
 everything below (HF Dinov2Backbone names under ``encoder.model.``, ``transformer.layers.{i}...``)
 is kept. Dropped with a note (training only): the LPIPS / SSIM loss networks (``lpips.``,
 ``ssim.``) and DINOv2's ``embeddings.mask_token`` (masked-image pre-training only). Every other
@@ -25,21 +26,22 @@ Examples:
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
+import re
 from collections import Counter
 
-import torch
 from torch import Tensor
 
 from pipelines.models.checkpoints import (
     WeightsError,
     check_keys,
     key_listing,
+    model_shapes,
     read_torch_checkpoint,
     unwrap_state_dict,
 )
+from pipelines.models.keymap import KeyMap
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ PREFIX_MAP: tuple[tuple[str, str], ...] = (
     ("lrm_generator.renderer.latent_decoder.", "reconstruction.decoder.mlp."),
     ("lrm_generator.", "reconstruction."),
 )
+KEYMAP = KeyMap([(re.escape(old) + "(.*)", new + r"\1") for old, new in PREFIX_MAP])
 # official keys dropped on import: (prefix or suffix, pattern, why)
 TRAINING_ONLY: tuple[tuple[str, str, str], ...] = (
     ("prefix", "lpips.", "LPIPS perceptual-loss network (training only)"),
@@ -64,18 +67,8 @@ def _training_only(key: str) -> str | None:
     return None
 
 
-def _rename(key: str) -> str | None:
-    for old, new in PREFIX_MAP:
-        if key.startswith(old):
-            return new + key[len(old) :]
-    return None
-
-
 def _to_official(key: str) -> str:
-    for old, new in PREFIX_MAP:
-        if key.startswith(new):
-            return old + key[len(new) :]
-    return key
+    return KEYMAP.to_official(key, key)
 
 
 def convert_official(sd: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -87,7 +80,7 @@ def convert_official(sd: dict[str, Tensor]) -> dict[str, Tensor]:
         if why is not None:
             dropped[why] += 1
             continue
-        new = _rename(key)
+        new = KEYMAP.to_ours(key)
         if new is None:
             unknown.append(key)
         else:
@@ -105,19 +98,11 @@ def convert_official(sd: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def expected_shapes(preset: str) -> dict[str, tuple[int, ...]]:
     """Our keys and shapes for ``preset`` (built on the meta device: no memory, no initialisation)."""
-    return dict(_expected_shapes(preset))
-
-
-@functools.lru_cache(maxsize=4)
-def _expected_shapes(preset: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
     from pipelines.models.geolrm.config import PRESETS
-    from pipelines.models.geolrm.model import GeoLRM
 
     if preset not in PRESETS:
         raise WeightsError(f"unknown GeoLRM preset {preset!r}; available: {', '.join(PRESETS)}")
-    with torch.device("meta"):
-        model = GeoLRM(PRESETS[preset])
-    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
+    return model_shapes("pipelines.models.geolrm.model:GeoLRM", PRESETS[preset])
 
 
 def check_state(sd: dict[str, Tensor], preset: str, source: str) -> None:

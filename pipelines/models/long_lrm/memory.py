@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from typing import Literal
 
 import torch
 
 from pipelines.models.long_lrm.config import LongLRMConfig
+from pipelines.models.memory import InsufficientMemory, available_bytes, usable_bytes
+from pipelines.models.runtime import activation_bytes
 
 MARGIN = 1.15
 F32 = 4
@@ -93,38 +94,18 @@ def estimate_bytes(
     return int(MARGIN * (fixed + max(tokenize, blocks, head, finish)))
 
 
-def available_bytes(device: torch.device | str) -> int:
-    """Free memory on a CUDA device, or the system's available memory for the CPU."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-class InsufficientMemory(RuntimeError):
-    """The requested views and resolution will not fit on the device."""
-
-
 def check_memory(
     config: LongLRMConfig, *, views: int, height: int, width: int, device: torch.device | str, scan: str
 ) -> int:
     """Raise :class:`InsufficientMemory` (saying what to change) when the estimate exceeds 95 % of
     the device's free memory; return the estimate."""
     device = torch.device(device)
-    act = 2 if device.type == "cuda" else 4
+    act = activation_bytes(device)
     need = estimate_bytes(config, views=views, height=height, width=width, act_bytes=act, scan=scan)  # type: ignore[arg-type]
     free = available_bytes(device)
-    if need > 0.95 * free:
+    if need > usable_bytes(free):
         per_view = need / views
-        fit = max(0, int(0.95 * free / per_view))
+        fit = max(0, int(usable_bytes(free) / per_view))
         raise InsufficientMemory(
             f"Long-LRM with {views} views at {width}x{height} needs about {need / 2**30:.1f} GiB "
             f"on {device}, "

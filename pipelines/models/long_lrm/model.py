@@ -22,24 +22,17 @@ from __future__ import annotations
 import itertools
 
 import torch
-import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from pipelines.models.blocks.attention import TransformerBlock
+from pipelines.models.blocks.checkpointing import checkpointed
 from pipelines.models.blocks.gaussian_head import PixelGaussianHead, PixelGaussians
 from pipelines.models.blocks.mamba2 import Mamba2Block
 from pipelines.models.blocks.plucker import PluckerTokenizer
 from pipelines.models.blocks.token_merge import TokenMerge
+from pipelines.models.blocks.weight_init import init_normal
 from pipelines.models.long_lrm.config import LongLRMConfig
 from pipelines.progress import CancelToken, Progress, check, no_progress
-
-
-def _init_normal(m: nn.Module) -> None:
-    """Official ``_init_weights``: Linear weights N(0, 0.02), biases 0."""
-    if isinstance(m, nn.Linear):
-        nn.init.normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 class LongLRM(nn.Module):
@@ -56,7 +49,7 @@ class LongLRM(nn.Module):
         for kind, dim in zip(c.layout, c.block_dims, strict=True):
             if kind == "t":
                 self.blocks.append(TransformerBlock(dim, c.attn_head_dim, c.mlp_ratio))
-                self.blocks[-1].apply(_init_normal)
+                self.blocks[-1].apply(init_normal)
             else:
                 self.blocks.append(
                     Mamba2Block(
@@ -69,8 +62,8 @@ class LongLRM(nn.Module):
                     )
                 )
         self.head = PixelGaussianHead(c.dims[-1], c.patch_size_out, c.activation.num_channels)
-        self.tokenizer.apply(_init_normal)
-        self.head.apply(_init_normal)
+        self.tokenizer.apply(init_normal)  # official _init_weights
+        self.head.apply(init_normal)
 
     def forward(
         self,
@@ -103,9 +96,7 @@ class LongLRM(nn.Module):
         return PixelGaussians(raw, ray_o, ray_d, c.activation)
 
     def _run(self, module: nn.Module, *args, **kwargs):
-        if self.grad_checkpointing and torch.is_grad_enabled():
-            return torch.utils.checkpoint.checkpoint(module, *args, use_reentrant=False, **kwargs)
-        return module(*args, **kwargs)
+        return checkpointed(self.grad_checkpointing, module, *args, **kwargs)
 
     def num_tokens(self, views: int, height: int, width: int) -> list[int]:
         """Sequence length (global tokens included) entering each block."""

@@ -87,11 +87,22 @@ def normalization(cameras: Cameras, scene_scale: float) -> Similarity:
         raise ValueError(
             "input camera poses give a degenerate average camera (NaN/Inf); check the capture's poses"
         )
-    R, p = avg[:3, :3], avg[:3, 3]
+    return frame_normalization(
+        cameras, avg[:3, :3], avg[:3, 3], scene_scale=scene_scale,
+        degenerate="all input cameras are at one position: the model needs a baseline between views",
+    )  # fmt: skip
+
+
+def frame_normalization(
+    cameras: Cameras, R: Tensor, p: Tensor, *, scene_scale: float, degenerate: str
+) -> Similarity:
+    """World -> the frame with axes R [3, 3] (columns, world) and origin p [3] (float64), positions
+    then scaled by s = 1 / (scene_scale * max |R^T (t - p)|) over the camera centres t, so they lie
+    in [-1/scene_scale, 1/scene_scale]^3. Raises ValueError(``degenerate``) when every camera is at p."""
     centred = (cameras.c2w.detach().to("cpu", torch.float64)[:, :3, 3] - p) @ R  # R^T (t - p), [V, 3]
     extent = float(centred.abs().max())
     if not extent > 0:
-        raise ValueError("all input cameras are at one position: the model needs a baseline between views")
+        raise ValueError(degenerate)
     s = 1.0 / (scene_scale * extent)
     return Similarity(s, R.T, -s * (R.T @ p))
 

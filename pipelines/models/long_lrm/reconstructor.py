@@ -1,9 +1,9 @@
 """Long-LRM inference: posed views in, pruned Gaussians out in the input cameras' world frame.
 
-Pipeline (each stage timed with CUDA synchronisation): preprocess (official resize and pose
-normalisation) -> network (bf16 autocast on CUDA, float32 on the CPU) -> activations ->
-opacity pruning (seeded) -> transform to the world frame. A memory estimate is checked before
-anything runs.
+Pipeline (:class:`~pipelines.models.pixel_reconstructor.PixelReconstructor`, each stage timed
+with CUDA synchronisation): preprocess (official resize and pose normalisation) -> network (bf16
+autocast on CUDA, float32 on the CPU) -> activations -> opacity pruning (seeded) -> transform to
+the world frame. A memory estimate is checked before anything runs.
 
 Examples:
     >>> rec = LongLRMReconstructor(LongLRM(PRESETS["tiny"]), device="cpu")   # doctest: +SKIP
@@ -12,57 +12,27 @@ Examples:
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import torch
 
-from pipelines.cameras import Cameras
-from pipelines.models.base import Reconstruction, Views
+from pipelines.gaussians import Gaussians
+from pipelines.models.base import Views
 from pipelines.models.blocks.gaussian_head import prune
 from pipelines.models.blocks.mamba2 import mamba_ssm_available
 from pipelines.models.long_lrm.memory import check_memory
 from pipelines.models.long_lrm.model import LongLRM
-from pipelines.models.long_lrm.preprocess import model_size, prepare, select_views_kmeans
-from pipelines.progress import CancelToken, Progress, check, no_progress, sub_progress
+from pipelines.models.long_lrm.preprocess import Prepared, model_size, prepare
+from pipelines.models.pixel_reconstructor import PixelReconstructor
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class LongLRMReconstructor:
+class LongLRMReconstructor(PixelReconstructor):
     """A loaded Long-LRM ready for inference. ``seed`` seeds the random share of pruning."""
 
     name = "long-lrm"
-
-    def __init__(
-        self,
-        model: LongLRM,
-        *,
-        device: str | torch.device = "cpu",
-        weights: Path | None = None,
-        seed: int = 0,
-    ) -> None:
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.config = model.config
-        self.weights = weights
-        self.seed = seed
-
-    # ------------------------------------------------------------------ planning
-    @property
-    def default_views(self) -> int:
-        return self.config.num_views
+    model: LongLRM
 
     def input_size(self, width: int, height: int) -> tuple[int, int]:
         """(width, height) the network runs at for images of this size."""
         return model_size(width, height, resize_h=self.config.resize_h, multiple=self.config.patch_size_out)
-
-    def select_views(self, cameras: Cameras, n: int, candidates: list[int] | None = None) -> list[int]:
-        """k-means view selection of the official evaluation (see preprocess)."""
-        return select_views_kmeans(cameras, n, candidates)
 
     @property
     def scan_backend(self) -> str:
@@ -76,53 +46,15 @@ class LongLRMReconstructor:
             self.config, views=views, height=h, width=w, device=self.device, scan=self.scan_backend
         )
 
-    # ------------------------------------------------------------------ inference
-    @torch.inference_mode()
-    def __call__(
-        self, views: Views, *, progress: Progress = no_progress, cancel: CancelToken | None = None
-    ) -> Reconstruction:
-        dev, c = self.device, self.config
-        self.check_memory(len(views.cameras), views.cameras.width, views.cameras.height)
-        timings: dict[str, float] = {}
-        _sync(dev)
-        t0 = t = time.perf_counter()
+    def prepare(self, views: Views) -> Prepared:
+        c = self.config
+        return prepare(views, resize_h=c.resize_h, multiple=c.patch_size_out, scene_scale=c.scene_scale)
 
-        def lap(name: str) -> None:
-            nonlocal t
-            _sync(dev)
-            now = time.perf_counter()
-            timings[name] = now - t
-            t = now
+    def prune(self, g: Gaussians, input_views: int) -> Gaussians:
+        """The official pruning: ``prune_ratio`` of the least opaque dropped, ``random_ratio`` of
+        the kept share drawn at random (seeded by ``seed``)."""
+        gen = torch.Generator(device=self.device).manual_seed(self.seed)
+        return prune(g, self.config.prune_ratio, self.config.random_ratio, gen)
 
-        progress(0.0, "preparing views")
-        prep = prepare(
-            views.to(dev), resize_h=c.resize_h, multiple=c.patch_size_out, scene_scale=c.scene_scale
-        )
-        lap("preprocess_s")
-        check(cancel)
-        images = prep.images[None]  # [1, V, 3, H, W]
-        c2w, K = prep.cameras.c2w[None], prep.cameras.K[None]
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            out = self.model(
-                images, c2w, K, progress=sub_progress(progress, 0.02, 0.9, "network: "), cancel=cancel
-            )
-        lap("network_s")
-        progress(0.9, "decoding Gaussians")
-        g = out.to_gaussians()[0]
-        del out
-        n_pixels = g.num
-        gen = torch.Generator(device=dev).manual_seed(self.seed)
-        g = prune(g, c.prune_ratio, c.random_ratio, gen)
-        lap("gaussians_s")
-        g = g.transform(prep.to_world)
-        lap("to_world_s")
-        timings["total_s"] = time.perf_counter() - t0
-        progress(1.0, f"{g.num:,} Gaussians")
-        info = {
-            "model_size": [prep.cameras.width, prep.cameras.height],
-            "num_views": len(prep.cameras),
-            "num_pixel_gaussians": n_pixels,
-            "scan_backend": self.scan_backend,
-            "precision": "bf16-autocast" if dev.type == "cuda" else "float32",
-        }
-        return Reconstruction(gaussians=g, to_world=prep.to_world, timings=timings, info=info)
+    def extra_info(self) -> dict:
+        return {"scan_backend": self.scan_backend}

@@ -18,7 +18,9 @@ ours as follows (no tensor is transposed or reshaped):
 
 Training-only modules (``perceptual_loss.*``: VGG19; ``depth_anything.*``: Depth Anything ViT-S)
 are dropped with a logged note. Any other key, a missing key or a wrong shape is an error that
-names the keys (the official loader's ``strict=False`` would silently keep random weights).
+names the keys (the official loader's ``strict=False`` would silently keep random weights). The
+generic procedure is :class:`~pipelines.models.model_weights.ModelWeights`; this module holds
+Long-LRM's facts (:data:`WEIGHTS`).
 
 Examples:
     >>> sd = import_official("checkpoint_000010000.pt")          # doctest: +SKIP
@@ -26,141 +28,48 @@ Examples:
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
-import re
-from pathlib import Path
-
-import torch
-from torch import Tensor
-
-from pipelines.models.checkpoints import WeightsError, check_keys, read_torch_checkpoint, unwrap_state_dict
+from pipelines.models.keymap import KeyMap
 from pipelines.models.long_lrm.config import OFFICIAL_PRESET, PRESETS, LongLRMConfig
+from pipelines.models.model_weights import ModelWeights
 
-log = logging.getLogger(__name__)
-
+KEYMAP = KeyMap(  # official -> ours; the inverse gives the edc74bf+ names (listed first)
+    [
+        (r"global_token_init", "global_tokens"),
+        (r"tokenizer\.0\.weight", "tokenizer.proj.weight"),
+        (r"tokenizer\.weight", "tokenizer.proj.weight"),
+        (r"input_layernorm\.weight", "input_norm.weight"),
+        (r"processor\.blocks\.(\d+)\.mamba\.mamba_scans\.(\d+)\.(.+)", r"blocks.\1.mamba.scans.\2.\3"),
+        (r"processor\.blocks\.(\d+)\.(.+)", r"blocks.\1.\2"),
+        (r"processor\.resize_blocks\.(\d+)\.(weight|bias)", r"merges.\1.global_proj.\2"),
+        (r"processor\.merge_blocks\.(\d+)\.(weight|bias)", r"merges.\1.conv.\2"),
+        (r"tokenDecoder\.0\.weight", "head.norm.weight"),
+        (r"tokenDecoder\.1\.weight", "head.proj.weight"),
+    ]
+)
 DROPPED_PREFIXES = ("perceptual_loss.", "depth_anything.")
-KEY_RULES: list[tuple[re.Pattern, str]] = [
-    (re.compile(p), r)
-    for p, r in [
-        (r"^global_token_init$", "global_tokens"),
-        (r"^tokenizer\.0\.weight$", "tokenizer.proj.weight"),
-        (r"^tokenizer\.weight$", "tokenizer.proj.weight"),
-        (r"^input_layernorm\.weight$", "input_norm.weight"),
-        (r"^processor\.blocks\.(\d+)\.mamba\.mamba_scans\.(\d+)\.(.+)$", r"blocks.\1.mamba.scans.\2.\3"),
-        (r"^processor\.blocks\.(\d+)\.(.+)$", r"blocks.\1.\2"),
-        (r"^processor\.resize_blocks\.(\d+)\.(weight|bias)$", r"merges.\1.global_proj.\2"),
-        (r"^processor\.merge_blocks\.(\d+)\.(weight|bias)$", r"merges.\1.conv.\2"),
-        (r"^tokenDecoder\.0\.weight$", "head.norm.weight"),
-        (r"^tokenDecoder\.1\.weight$", "head.proj.weight"),
-    ]
-]
-INVERSE_RULES: list[tuple[re.Pattern, str]] = [  # ours -> official (edc74bf+ names), for messages and tests
-    (re.compile(p), r)
-    for p, r in [
-        (r"^global_tokens$", "global_token_init"),
-        (r"^tokenizer\.proj\.weight$", "tokenizer.0.weight"),
-        (r"^input_norm\.weight$", "input_layernorm.weight"),
-        (r"^blocks\.(\d+)\.mamba\.scans\.(\d+)\.(.+)$", r"processor.blocks.\1.mamba.mamba_scans.\2.\3"),
-        (r"^blocks\.(\d+)\.(.+)$", r"processor.blocks.\1.\2"),
-        (r"^merges\.(\d+)\.global_proj\.(weight|bias)$", r"processor.resize_blocks.\1.\2"),
-        (r"^merges\.(\d+)\.conv\.(weight|bias)$", r"processor.merge_blocks.\1.\2"),
-        (r"^head\.norm\.weight$", "tokenDecoder.0.weight"),
-        (r"^head\.proj\.weight$", "tokenDecoder.1.weight"),
-    ]
-]
-ASSETS_MODELS = Path(__file__).resolve().parents[3] / "assets" / "models"
+
+WEIGHTS = ModelWeights(
+    model="long-lrm",
+    title="Long-LRM",
+    presets=PRESETS,
+    official_preset=OFFICIAL_PRESET,
+    config_from_json=LongLRMConfig.from_json,
+    model_class="pipelines.models.long_lrm.model:LongLRM",
+    keymap=KEYMAP,
+    dropped_prefixes=DROPPED_PREFIXES,
+    random_init_presets=frozenset({"tiny"}),  # may run with random weights (tests, smoke runs)
+    weights_hint=(
+        "download the official checkpoint (README, Long-LRM), convert it with "
+        "`lrm-studio weights import long-lrm CKPT --out FILE.safetensors`, "
+        "then pass --weights FILE.safetensors"
+    ),
+    describe=lambda c: f"dims {c.dims}, layout {c.layout}",
+)
 
 
-def map_key(official: str) -> str | None:
-    """Our key for an official key, or None when no rule matches."""
-    for pattern, repl in KEY_RULES:
-        if pattern.match(official):
-            return pattern.sub(repl, official)
-    return None
-
-
-def official_key(ours: str) -> str:
-    """The official (edc74bf+) key of one of our keys."""
-    for pattern, repl in INVERSE_RULES:
-        if pattern.match(ours):
-            return pattern.sub(repl, ours)
-    raise KeyError(ours)
-
-
-def expected_shapes(config: LongLRMConfig) -> dict[str, tuple[int, ...]]:
-    """Our keys and shapes for ``config`` (built on the meta device: no memory)."""
-    return dict(_expected_shapes(config))
-
-
-@functools.lru_cache(maxsize=8)
-def _expected_shapes(config: LongLRMConfig) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    from pipelines.models.long_lrm.model import LongLRM
-
-    with torch.device("meta"):
-        model = LongLRM(config)
-    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
-
-
-def convert_official(
-    state_dict: dict[str, Tensor], config: LongLRMConfig, source: str = "checkpoint"
-) -> dict[str, Tensor]:
-    """Official state dict -> ours for ``config``; raises WeightsError naming every key that does
-    not fit (see module doc)."""
-    dropped = [k for k in state_dict if k.startswith(DROPPED_PREFIXES)]
-    if dropped:
-        roots = sorted({k.split(".")[0] for k in dropped})
-        log.info("%s: dropped %d training-only tensors (%s)", source, len(dropped), ", ".join(roots))
-    out: dict[str, Tensor] = {}
-    back: dict[str, str] = {}
-    unmapped: list[str] = []
-    for k, v in state_dict.items():
-        if k.startswith(DROPPED_PREFIXES):
-            continue
-        ours = map_key(k)
-        if ours is None:
-            unmapped.append(k)
-            continue
-        if ours in out:
-            raise WeightsError(
-                f"{source}: both {back[ours]} and {k} map to {ours}; the file mixes two code versions"
-            )
-        out[ours], back[ours] = v, k
-    expected = expected_shapes(config)
-    for k in unmapped:  # reported as unexpected under their own names, never matched to ours
-        out["\0" + k], back["\0" + k] = state_dict[k], k
-    names = {k: official_key(k) for k in expected} | back  # messages use the file's names
-    check_keys(expected, out, f"{source} (Long-LRM {_describe(config)})", names=names)
-    return out
-
-
-def _describe(config: LongLRMConfig) -> str:
-    name = next((n for n, c in PRESETS.items() if c == config), None)
-    return name or f"dims {config.dims}, layout {config.layout}"
-
-
-def import_official(ckpt_path: str | os.PathLike, preset: str = OFFICIAL_PRESET) -> dict[str, Tensor]:
-    """Read an official checkpoint (``torch.load(weights_only=True)``; the ``{"model": ...}``
-    nesting of the official save code or a bare state dict) and return our state dict for
-    ``preset``, float tensors kept as stored."""
-    if preset not in PRESETS:
-        raise WeightsError(f"unknown Long-LRM preset {preset!r}; available: {', '.join(PRESETS)}")
-    source = str(ckpt_path)
-    sd = unwrap_state_dict(read_torch_checkpoint(ckpt_path), ("model",), source)
-    return convert_official(sd, PRESETS[preset], source)
-
-
-def preset_weights(preset: str) -> Path | None:
-    """The shipped weights of a preset, ``assets/models/long-lrm-<preset>.safetensors``, if present."""
-    path = ASSETS_MODELS / f"long-lrm-{preset}.safetensors"
-    return path if path.is_file() else None
-
-
-def infer_preset(state_dict: dict[str, Tensor]) -> str | None:
-    """The preset whose keys and shapes equal the state dict's, if any."""
-    shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
-    for name, config in PRESETS.items():
-        if expected_shapes(config) == shapes:
-            return name
-    return None
+# This module's functions are KEYMAP's and WEIGHTS' (tests and `lrm-studio weights import` use them):
+map_key = KEYMAP.to_ours  # official key -> ours, or None when no rule matches
+official_key = KEYMAP.to_official  # our key -> its official (edc74bf+) name; KeyError for a key of no rule
+expected_shapes = WEIGHTS.expected_shapes  # config -> our keys and shapes (built on the meta device)
+convert_official = WEIGHTS.convert_official  # (official state dict, config[, source]) -> ours, checked
+import_official = WEIGHTS.import_official  # (checkpoint_000010000.pt[, preset]) -> our state dict, checked

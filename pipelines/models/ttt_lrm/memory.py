@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import torch
 
-from pipelines.models.long_lrm.memory import InsufficientMemory, available_bytes
+from pipelines.models.memory import InsufficientMemory, available_bytes, usable_bytes
+from pipelines.models.runtime import activation_bytes
 from pipelines.models.ttt_lrm.config import TTTLRMConfig
 
 MARGIN = 1.2
@@ -83,10 +84,10 @@ def check_memory(
     """Raise :class:`InsufficientMemory` (saying what to change) when the estimate exceeds 95 % of
     the device's free memory; return the estimate."""
     device = torch.device(device)
-    act = 2 if device.type == "cuda" else 4
+    act = activation_bytes(device)
     need = estimate_bytes(config, views=views, act_bytes=act, chunk_views=chunk_views)
     free = available_bytes(device)
-    if need > 0.95 * free:
+    if need > usable_bytes(free):
         raise InsufficientMemory(
             f"tttLRM on {views} views of {config.image_width}x{config.image_height} needs about "
             f"{need / 2**30:.1f} GiB on {device}, {free / 2**30:.1f} GiB are free: use fewer views "

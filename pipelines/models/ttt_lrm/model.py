@@ -42,10 +42,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from pipelines.models.blocks.attention import Mlp, SelfAttention
+from pipelines.models.blocks.checkpointing import checkpointed
 from pipelines.models.blocks.fast_weight import (
     FastWeightGLU,
     FastWeights,
@@ -56,16 +56,9 @@ from pipelines.models.blocks.fast_weight import (
 )
 from pipelines.models.blocks.gaussian_head import PixelGaussianHead, PixelGaussians
 from pipelines.models.blocks.plucker import PluckerTokenizer
+from pipelines.models.blocks.weight_init import init_normal
 from pipelines.models.ttt_lrm.config import Schedule, TTTLRMConfig
 from pipelines.progress import CancelToken, Progress, check, no_progress
-
-
-def _init_normal(m: nn.Module) -> None:
-    """Official ``_init_weights``: Linear weights N(0, 0.02), biases 0 (fast weights keep theirs)."""
-    if isinstance(m, nn.Linear):
-        nn.init.normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
 
 
 class TTTBlock(nn.Module):
@@ -122,7 +115,7 @@ class TTTLRM(nn.Module):
         self.blocks = nn.ModuleList([TTTBlock(c) for _ in range(c.num_layers)])
         self.head = PixelGaussianHead(c.dim, c.patch_size, c.activation.num_channels)
         for module in (self.tokenizer, self.blocks, self.head):
-            module.apply(_init_normal)
+            module.apply(init_normal)  # official _init_weights (fast weights keep theirs)
 
     # ------------------------------------------------------------------ pieces
     def tokenize(self, images: Tensor, c2w: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -150,12 +143,9 @@ class TTTLRM(nn.Module):
         for i, block in enumerate(self.blocks):
             check(cancel)
             state = None if states is None else states[i]
-            if self.grad_checkpointing and torch.is_grad_enabled():
-                x, state = torch.utils.checkpoint.checkpoint(
-                    block, x, tokens_per_view=tokens_per_view, ops=ops, state=state, use_reentrant=False
-                )
-            else:
-                x, state = block(x, tokens_per_view=tokens_per_view, ops=ops, state=state)
+            x, state = checkpointed(
+                self.grad_checkpointing, block, x, tokens_per_view=tokens_per_view, ops=ops, state=state
+            )
             out_states.append(state)
             progress((i + 1) / len(self.blocks), f"block {i + 1}/{len(self.blocks)}")
         return x, out_states
@@ -221,14 +211,8 @@ class TTTLRM(nn.Module):
     ) -> StreamState:
         """One chunk of input views (images [B, V, 3, H, W], c2w, K) -> the state after one update
         per layer on the chunk's tokens. Cost: that of the chunk alone."""
-        v = images.shape[1]
-        tokens, _, _ = self.tokenize(images, c2w, K)
-        n = tokens.shape[1] // v
-        ops = [TTTOp(0, v * n, True, True, True)]
-        _, layers = self._blocks(
-            tokens, ops, state.layers, tokens_per_view=n, progress=progress, cancel=cancel
-        )
-        return StreamState(layers, state.views + v)
+        _, layers, _ = self._stream_pass(state, images, c2w, K, update=True, progress=progress, cancel=cancel)
+        return StreamState(layers, state.views + images.shape[1])
 
     def decode(
         self,
@@ -243,11 +227,33 @@ class TTTLRM(nn.Module):
         """Query views (images [B, V, 3, H, W], c2w, K) read the current weights -> their raw
         Gaussians [B, V*H*W, C]. The state is unchanged."""
         v, H, W = images.shape[1], images.shape[-2], images.shape[-1]
+        x, _, (ray_o, ray_d) = self._stream_pass(
+            state, images, c2w, K, update=False, progress=progress, cancel=cancel
+        )
+        return self._decode(x, ray_o, ray_d, v, H, W)
+
+    def _stream_pass(
+        self,
+        state: StreamState,
+        images: Tensor,
+        c2w: Tensor,
+        K: Tensor,
+        *,
+        update: bool,
+        progress: Progress,
+        cancel: CancelToken | None,
+    ) -> tuple[Tensor, list[FastWeights], tuple[Tensor, Tensor]]:
+        """Views through every block from ``state``'s weights, in one chunk that updates them
+        (``update``: absorb) or only reads them (decode) and is always applied to.
+        -> (tokens [B, V*n, D], fast weights after the chunk, rays (ray_o, ray_d) [B, V*H*W, 3])."""
+        v = images.shape[1]
         tokens, ray_o, ray_d = self.tokenize(images, c2w, K)
         n = tokens.shape[1] // v
-        ops = [TTTOp(0, v * n, False, False, True)]
-        x, _ = self._blocks(tokens, ops, state.layers, tokens_per_view=n, progress=progress, cancel=cancel)
-        return self._decode(x, ray_o, ray_d, v, H, W)
+        ops = [TTTOp(0, v * n, fast_weight=update, update=update, apply=True)]
+        x, layers = self._blocks(
+            tokens, ops, state.layers, tokens_per_view=n, progress=progress, cancel=cancel
+        )
+        return x, layers, (ray_o, ray_d)
 
     def tokens_per_chunk(self, views: int, height: int, width: int) -> int:
         """Tokens one absorb of ``views`` views of height x width processes (independent of how

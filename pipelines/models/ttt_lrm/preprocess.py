@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from pipelines.cameras import Cameras
 from pipelines.models.base import Views
-from pipelines.models.long_lrm.preprocess import Prepared
+from pipelines.models.long_lrm.preprocess import Prepared, frame_normalization
 from pipelines.models.long_lrm.preprocess import normalization as mean_camera_normalization
 from pipelines.models.ttt_lrm.config import Frame
 from pipelines.transforms import Similarity
@@ -59,17 +59,12 @@ def resize_views(views: Views, width: int, height: int) -> Views:
 
 def first_camera_normalization(cameras: Cameras) -> Similarity:
     """World -> the frame of the first camera (OpenCV axes), positions scaled into [-1, 1]."""
-    c2w = cameras.c2w.detach().to("cpu", torch.float64)
-    R0, p0 = c2w[0, :3, :3], c2w[0, :3, 3]
-    centred = (c2w[:, :3, 3] - p0) @ R0  # R0^T (t - p0), [V, 3]
-    extent = float(centred.abs().max())
-    if not extent > 0:
-        raise ValueError(
-            "all input cameras are at one position: tttLRM needs a baseline between views "
-            "(for streaming, the first chunk must already contain camera motion)"
-        )
-    s = 1.0 / extent
-    return Similarity(s, R0.T, -s * (R0.T @ p0))
+    first = cameras.c2w[0].detach().to("cpu", torch.float64)
+    return frame_normalization(
+        cameras, first[:3, :3], first[:3, 3], scene_scale=1.0,
+        degenerate="all input cameras are at one position: tttLRM needs a baseline between views "
+        "(for streaming, the first chunk must already contain camera motion)",
+    )  # fmt: skip
 
 
 def normalization(cameras: Cameras, frame: Frame) -> Similarity:

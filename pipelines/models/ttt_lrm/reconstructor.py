@@ -16,7 +16,8 @@ paper's "Full reconstruction", work grows with the views). The result is always 
 decode after the last chunk. Decoding runs in groups of ``decode_views`` views (query views do
 not interact: the result is the same, the memory bounded).
 
-Every stage is timed with CUDA synchronisation; bf16 autocast on CUDA, float32 on the CPU.
+Every stage is timed with CUDA synchronisation; bf16 autocast on CUDA, float32 on the CPU. The
+offline pipeline is :class:`~pipelines.models.pixel_reconstructor.PixelReconstructor`'s.
 
 Examples:
     >>> rec = TTTLRMReconstructor(TTTLRM(PRESETS["tiny"]), device="cpu")           # doctest: +SKIP
@@ -26,9 +27,7 @@ Examples:
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,40 +38,18 @@ import torch
 from pipelines.cameras import Cameras
 from pipelines.gaussians import Gaussians
 from pipelines.models.base import Reconstruction, Views
-from pipelines.models.blocks.gaussian_head import PixelGaussians, keep_counts, keep_top_and_random
-from pipelines.models.long_lrm.preprocess import select_views_kmeans
+from pipelines.models.blocks.gaussian_head import keep_counts, keep_top_and_random
+from pipelines.models.pixel_reconstructor import PixelReconstructor
+from pipelines.models.runtime import LapTimer
 from pipelines.models.ttt_lrm.memory import check_memory
 from pipelines.models.ttt_lrm.model import TTTLRM, StreamState
 from pipelines.models.ttt_lrm.preprocess import Prepared, normalization, prepare
-from pipelines.progress import CancelToken, Progress, check, no_progress, sub_progress
+from pipelines.progress import CancelToken, Progress, check, no_progress
 from pipelines.transforms import Similarity
 
 log = logging.getLogger(__name__)
 
 Preview = Literal["merge", "full", "none"]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-class _Clock:
-    """Synchronized lap timer."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        _sync(device)
-        self.t0 = self.t = time.perf_counter()
-
-    def lap(self) -> float:
-        _sync(self.device)
-        now = time.perf_counter()
-        dt, self.t = now - self.t, now
-        return dt
-
-    def total(self) -> float:
-        return time.perf_counter() - self.t0
 
 
 @dataclass
@@ -151,11 +128,12 @@ class TTTStream:
         return self.rec.prune(g, self.state.views).transform(self.to_world)
 
 
-class TTTLRMReconstructor:
+class TTTLRMReconstructor(PixelReconstructor):
     """A loaded tttLRM ready for inference. ``seed`` seeds the random share of pruning;
     ``decode_views``: query views decoded per group (memory bound, same result)."""
 
     name = "ttt-lrm"
+    model: TTTLRM
 
     def __init__(
         self,
@@ -166,34 +144,23 @@ class TTTLRMReconstructor:
         seed: int = 0,
         decode_views: int = 16,
     ) -> None:
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.config = model.config
-        self.weights = weights
-        self.seed = seed
+        super().__init__(model, device=device, weights=weights, seed=seed)
         self.decode_views = decode_views
         self._noted_schedule = False  # the "full preset streamed" note is logged once
 
     # ------------------------------------------------------------------ planning
-    @property
-    def default_views(self) -> int:
-        return self.config.num_views
-
     def input_size(self, width: int, height: int) -> tuple[int, int]:
         """(width, height) the network runs at (the preset's size, whatever the input's)."""
         return self.config.image_width, self.config.image_height
-
-    def select_views(self, cameras: Cameras, n: int, candidates: list[int] | None = None) -> list[int]:
-        """k-means view selection of the official evaluation (sorted: the order frames stream in)."""
-        return select_views_kmeans(cameras, n, candidates)
 
     def check_memory(self, views: int, width: int, height: int, *, chunk_views: int | None = None) -> int:
         """Raise InsufficientMemory if ``views`` views will not fit; returns the estimated peak bytes."""
         return check_memory(self.config, views=views, device=self.device, chunk_views=chunk_views)
 
     # ------------------------------------------------------------------ shared steps
-    def autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+    def prepare(self, views: Views) -> Prepared:
+        c = self.config
+        return prepare(views, width=c.image_width, height=c.image_height, frame=c.frame)
 
     def prune(self, g: Gaussians, input_views: int) -> Gaussians:
         """The official pruning (ratios by the number of input views), seeded by ``seed``."""
@@ -215,49 +182,9 @@ class TTTLRMReconstructor:
             parts.append(raw.to_gaussians()[0])
         return parts[0] if len(parts) == 1 else Gaussians.cat(parts)
 
-    # ------------------------------------------------------------------ offline
-    @torch.inference_mode()
-    def __call__(
-        self, views: Views, *, progress: Progress = no_progress, cancel: CancelToken | None = None
-    ) -> Reconstruction:
-        dev, c = self.device, self.config
-        v = len(views.cameras)
-        self.check_memory(v, views.cameras.width, views.cameras.height)
-        timings: dict[str, float] = {}
-        clock = _Clock(dev)
-        progress(0.0, "preparing views")
-        prep = prepare(views.to(dev), width=c.image_width, height=c.image_height, frame=c.frame)
-        timings["preprocess_s"] = clock.lap()
-        check(cancel)
-        with self.autocast():
-            out: PixelGaussians = self.model(
-                prep.images[None], prep.cameras.c2w[None], prep.cameras.K[None],
-                progress=sub_progress(progress, 0.02, 0.9, "network: "), cancel=cancel,
-            )  # fmt: skip
-        timings["network_s"] = clock.lap()
-        progress(0.9, "decoding Gaussians")
-        g = out.to_gaussians()[0]
-        del out
-        n_pixels = g.num
-        g = self.prune(g, v)
-        timings["gaussians_s"] = clock.lap()
-        g = g.transform(prep.to_world)
-        timings["to_world_s"] = clock.lap()
-        timings["total_s"] = clock.total()
-        progress(1.0, f"{g.num:,} Gaussians")
-        info = {
-            "model_size": [c.image_width, c.image_height],
-            "num_views": v,
-            "num_pixel_gaussians": n_pixels,
-            "schedule": c.schedule,
-            "frame": c.frame,
-            "precision": self.precision,
-        }
-        return Reconstruction(gaussians=g, to_world=prep.to_world, timings=timings, info=info)
-
-    @property
-    def precision(self) -> str:
-        return "bf16-autocast" if self.device.type == "cuda" else "float32"
+    # ------------------------------------------------------------------ offline: PixelReconstructor.__call__
+    def extra_info(self) -> dict:
+        return {"schedule": self.config.schedule, "frame": self.config.frame}
 
     # ------------------------------------------------------------------ streaming
     def start_stream(self, reference: Cameras) -> TTTStream:
@@ -295,7 +222,7 @@ class TTTLRMReconstructor:
         self.check_memory(
             v, views.cameras.width, views.cameras.height, chunk_views=max(chunk, self.decode_views)
         )
-        clock = _Clock(dev)
+        clock = LapTimer(dev)
         stream = self.start_stream(views.cameras)
         steps: list[StreamStep] = []
         merged: list[Gaussians] = []

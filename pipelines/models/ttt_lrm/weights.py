@@ -28,7 +28,9 @@ Training-only modules (``depth_anything.*``: Depth-Anything-V2 for the depth los
 ``perceptual_loss_module.*``: VGG) are dropped with a logged note; a ``module.`` (DDP) or
 ``_orig_mod.`` (torch.compile) prefix on every key is removed with a note. Any other key, a
 missing key or a wrong shape is an error that names the keys (the official loader's
-``strict=False`` would silently keep random weights).
+``strict=False`` would silently keep random weights). The generic procedure is
+:class:`~pipelines.models.model_weights.ModelWeights`; this module holds tttLRM's facts
+(:data:`WEIGHTS`).
 
 Examples:
     >>> sd = import_official("dl3dv_full.pt")                           # doctest: +SKIP
@@ -37,19 +39,9 @@ Examples:
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
-import re
-from pathlib import Path
-
-import torch
-from torch import Tensor
-
-from pipelines.models.checkpoints import WeightsError, check_keys, read_torch_checkpoint, unwrap_state_dict
+from pipelines.models.keymap import KeyMap
+from pipelines.models.model_weights import ModelWeights
 from pipelines.models.ttt_lrm.config import OFFICIAL_PRESET, PRESETS, TTTLRMConfig
-
-log = logging.getLogger(__name__)
 
 DROPPED_PREFIXES = ("depth_anything.", "perceptual_loss_module.")
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
@@ -76,106 +68,31 @@ _RULES = [  # (official, ours) as regex patterns over whole keys; \1 is the bloc
     (r"decoder\.0\.weight", "head.norm.weight"),
     (r"decoder\.1\.weight", "head.proj.weight"),
 ]
-KEY_RULES = [(re.compile(f"^{a}$"), b) for a, b in _RULES]
-INVERSE_RULES = [  # ours -> official, for messages and tests
-    (re.compile("^" + b.replace(".", r"\.").replace(r"blocks\.\1", r"blocks\.(\d+)") + "$"),
-     a.replace(r"\.", ".").replace(r"blocks.(\d+)", r"blocks.\1"))
-    for a, b in _RULES
-]  # fmt: skip
-ASSETS_MODELS = Path(__file__).resolve().parents[3] / "assets" / "models"
+KEYMAP = KeyMap(_RULES)
+
+WEIGHTS = ModelWeights(
+    model="ttt-lrm",
+    title="tttLRM",
+    presets=PRESETS,
+    official_preset=OFFICIAL_PRESET,
+    config_from_json=TTTLRMConfig.from_json,
+    model_class="pipelines.models.ttt_lrm.model:TTTLRM",
+    keymap=KEYMAP,
+    dropped_prefixes=DROPPED_PREFIXES,
+    wrapper_prefixes=WRAPPER_PREFIXES,
+    random_init_presets=frozenset({"tiny", "tiny-ar"}),  # may run with random weights (tests, smoke runs)
+    weights_hint=(
+        "download dl3dv_full.pt / dl3dv_ar.pt (README, tttLRM), "
+        "convert with `lrm-studio weights import ttt-lrm CKPT --preset official-full|official-ar "
+        "--out FILE.safetensors`, then pass --weights FILE.safetensors"
+    ),
+    describe=lambda c: f"dim {c.dim}, {c.num_layers} layers",
+)
 
 
-def map_key(official: str) -> str | None:
-    """Our key for an official key, or None when no rule matches."""
-    for pattern, repl in KEY_RULES:
-        if pattern.match(official):
-            return pattern.sub(repl, official)
-    return None
-
-
-def official_key(ours: str) -> str:
-    """The official key of one of our keys."""
-    for pattern, repl in INVERSE_RULES:
-        if pattern.match(ours):
-            return pattern.sub(repl, ours)
-    raise KeyError(ours)
-
-
-def expected_shapes(config: TTTLRMConfig) -> dict[str, tuple[int, ...]]:
-    """Our keys and shapes for ``config`` (built on the meta device: no memory)."""
-    return dict(_expected_shapes(config))
-
-
-@functools.lru_cache(maxsize=8)
-def _expected_shapes(config: TTTLRMConfig) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    from pipelines.models.ttt_lrm.model import TTTLRM
-
-    with torch.device("meta"):
-        model = TTTLRM(config)
-    return tuple((k, tuple(v.shape)) for k, v in model.state_dict().items())
-
-
-def _strip_wrappers(sd: dict[str, Tensor], source: str) -> dict[str, Tensor]:
-    for prefix in WRAPPER_PREFIXES:
-        if sd and all(k.startswith(prefix) for k in sd):
-            log.info("%s: every key starts with %r (a wrapped model); prefix removed", source, prefix)
-            sd = {k[len(prefix) :]: v for k, v in sd.items()}
-    return sd
-
-
-def convert_official(
-    state_dict: dict[str, Tensor], config: TTTLRMConfig, source: str = "checkpoint"
-) -> dict[str, Tensor]:
-    """Official state dict -> ours for ``config``; raises WeightsError naming every key that does
-    not fit (see module doc)."""
-    state_dict = _strip_wrappers(state_dict, source)
-    dropped = [k for k in state_dict if k.startswith(DROPPED_PREFIXES)]
-    if dropped:
-        roots = sorted({k.split(".")[0] for k in dropped})
-        log.info("%s: dropped %d training-only tensors (%s)", source, len(dropped), ", ".join(roots))
-    out: dict[str, Tensor] = {}
-    back: dict[str, str] = {}
-    for k, v in state_dict.items():
-        if k.startswith(DROPPED_PREFIXES):
-            continue
-        ours = map_key(k)
-        if ours is None:  # reported as unexpected under its own name, never matched to ours
-            out["\0" + k], back["\0" + k] = v, k
-        else:
-            out[ours], back[ours] = v, k
-    expected = expected_shapes(config)
-    names = {k: official_key(k) for k in expected} | back  # messages use the file's names
-    check_keys(expected, out, f"{source} (tttLRM {_describe(config)})", names=names)
-    return out
-
-
-def _describe(config: TTTLRMConfig) -> str:
-    name = next((n for n, c in PRESETS.items() if c == config), None)
-    return name or f"dim {config.dim}, {config.num_layers} layers"
-
-
-def import_official(ckpt_path: str | os.PathLike, preset: str = OFFICIAL_PRESET) -> dict[str, Tensor]:
-    """Read an official checkpoint (``torch.load(weights_only=True)``; the ``{"model": ...}``
-    nesting of the official code or a bare state dict) and return our state dict for ``preset``
-    (``official-full`` for dl3dv_full.pt, ``official-ar`` for dl3dv_ar.pt), tensors as stored."""
-    if preset not in PRESETS:
-        raise WeightsError(f"unknown tttLRM preset {preset!r}; available: {', '.join(PRESETS)}")
-    source = str(ckpt_path)
-    sd = unwrap_state_dict(read_torch_checkpoint(ckpt_path), ("model",), source)
-    return convert_official(sd, PRESETS[preset], source)
-
-
-def preset_weights(preset: str) -> Path | None:
-    """The shipped weights of a preset, ``assets/models/ttt-lrm-<preset>.safetensors``, if present."""
-    path = ASSETS_MODELS / f"ttt-lrm-{preset}.safetensors"
-    return path if path.is_file() else None
-
-
-def infer_preset(state_dict: dict[str, Tensor]) -> str | None:
-    """The first preset whose keys and shapes equal the state dict's (official-full and
-    official-ar share a layout: the first is returned; files from ``weights import`` name theirs)."""
-    shapes = {k: tuple(v.shape) for k, v in state_dict.items()}
-    for name, config in PRESETS.items():
-        if expected_shapes(config) == shapes:
-            return name
-    return None
+# This module's functions are KEYMAP's and WEIGHTS' (tests and `lrm-studio weights import` use them):
+map_key = KEYMAP.to_ours  # official key -> ours, or None when no rule matches
+official_key = KEYMAP.to_official  # our key -> its official name; KeyError for a key of no rule
+expected_shapes = WEIGHTS.expected_shapes  # config -> our keys and shapes (built on the meta device)
+convert_official = WEIGHTS.convert_official  # (official state dict, config[, source]) -> ours, checked
+import_official = WEIGHTS.import_official  # (dl3dv_full.pt or dl3dv_ar.pt[, preset]) -> ours, checked
