@@ -120,8 +120,8 @@ PRESETS: dict[str, StreamConfig] = {
     # vertical field of view, 8 inputs spread over most of the orbit, at the 112 x 64 that
     # Long-LRM / tttLRM tiny presets feed the network for a 16:9 capture
     "demo-tiny": StreamConfig(
-        "long-lrm", 112, 64, fov_y_deg=50.0, num_inputs=8, num_targets=6, trajectory_frames=96,
-        window=(72, 96), trajectories=("orbit",),
+        "long-lrm", 112, 64, fov_y_deg=50.0, num_inputs=8, num_targets=6, trajectory_frames=48,
+        window=(36, 48), trajectories=("orbit",),
         room=RoomConfig(size_xy=(4.5, 7.0), centerpiece=True, table_radius=0.4, free_radius=0.75,
                         objects=(5, 8), posters=(6, 9)),
     ),  # fmt: skip
@@ -296,6 +296,26 @@ def make_example(config: StreamConfig, seed: int, index: int, device: torch.devi
         input_depth=out.depth[ii],
         input_mask=out.mask[ii] >= 0,
     )
+
+
+@dataclass
+class Sequence:
+    """Every frame of one room example's trajectory: views [F] (images [F,3,H,W] in [0,1],
+    cameras), depth [F,H,W] camera z (0 where no surface), mask [F,H,W] bool (surface)."""
+
+    views: Views
+    depth: Tensor
+    mask: Tensor
+
+
+def make_sequence(config: StreamConfig, seed: int, index: int, device: torch.device | str = "cpu") -> Sequence:
+    """All ``trajectory_frames`` frames of room example ``index`` of stream ``seed`` (the same
+    scene and path as :func:`make_example`, every frame rendered), for pools of reusable scenes."""
+    assert config.sampling == "long-lrm", f"sequences exist for room streams only, got {config.sampling!r}"
+    scene, cams = _room_cameras(config, example_generator(seed, index))
+    out = render(scene, cams.to(device), supersample=config.supersample)
+    depth = torch.where(out.mask >= 0, out.depth, torch.zeros_like(out.depth))
+    return Sequence(Views(out.rgb, cams.to(device)), depth, out.mask >= 0)
 
 
 def stream(

@@ -40,8 +40,11 @@ class TrainConfig:
 
     model / preset: registered model and its architecture preset; data: "procedural" or a path
     (pipelines.train.data); stream: synth StreamConfig preset (procedural data, and the view
-    selection rules for scene files); scene_height / square_crop: size of scene-file images.
-    steps: optimizer iterations (skipped ones included); batch_size: samples per process per step.
+    selection rules for scene files); pool: procedural data from a fixed pool of that many rooms
+    rendered once (0: a new room every sample), cached under cache_dir when given;
+    scene_height / square_crop: size of scene-file images.
+    steps: optimizer iterations (skipped ones included); batch_size: samples per process per step;
+    max_minutes: stop (with a checkpoint) after this much training time (None: no limit).
     lr, betas, weight_decay; warmup_steps then cosine decay to ``min_lr_ratio * lr`` at ``steps``.
     grad_clip: global norm clip; skip_grad_factor: skip the update when the norm exceeds this
     times the clip (0: never). losses: weights of the terms. background: colour behind the
@@ -58,10 +61,13 @@ class TrainConfig:
     preset: str = "tiny"
     data: str = "procedural"
     stream: str = "long-lrm-tiny"
+    pool: int = 0
+    cache_dir: str | None = None
     scene_height: int = 256
     square_crop: bool = False
     steps: int = 1000
     batch_size: int = 1
+    max_minutes: float | None = None
     lr: float = 4e-4
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 0.05
@@ -129,10 +135,10 @@ RECIPES: dict[str, TrainConfig] = {
     "long-lrm": _LONG,
     "long-lrm-tiny": _LONG.with_(preset="tiny", stream="long-lrm-tiny", **_TINY),
     "long-lrm-tiny-demo": _LONG.with_(
-        preset="tiny-demo", stream="demo-tiny", steps=20_000, warmup_steps=300, lr=4e-4, min_lr_ratio=0.05,
-        losses=LossWeights(mse=1.0, perceptual=1.0, opacity=0.01, depth=0.1, depth_form="log"),
-        grad_checkpointing=False, checkpoint_every=100, keep_checkpoints=3, log_every=10,
-        eval_every=500, eval_examples=8, num_workers=1, threads=1,
+        preset="tiny-demo", stream="demo-tiny", pool=256, steps=4_500, warmup_steps=200, lr=4e-4,
+        min_lr_ratio=0.05, losses=LossWeights(mse=1.0, perceptual=1.0, opacity=0.01, depth=0.1, depth_form="log"),
+        grad_checkpointing=False, checkpoint_every=200, keep_checkpoints=3, log_every=10,
+        eval_every=500, eval_examples=8, num_workers=0, threads=1,
     ),  # fmt: skip
     "ttt-lrm": _TTT,
     "ttt-lrm-tiny": _TTT.with_(preset="tiny", stream="long-lrm-tiny", lr=4e-4, grad_clip=10.0, **_TINY),

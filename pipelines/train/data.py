@@ -45,13 +45,20 @@ from pipelines.cameras import Cameras, make_K
 from pipelines.capture.images import read_image, to_tensor
 from pipelines.fileio import read_json
 from pipelines.models.base import Views
-from pipelines.synth.stream import PRESETS, StreamConfig, example_generator, long_lrm_selection, make_example
+from pipelines.synth.stream import (
+    PRESETS,
+    StreamConfig,
+    example_generator,
+    long_lrm_selection,
+    make_example,
+    make_sequence,
+)
 
 log = logging.getLogger(__name__)
 
 DepthKind = Literal["metric", "relative"]
 
-__all__ = ["PRESETS", "Sample", "ProceduralSource", "SceneSource", "SceneSize", "StepSampler", "open_source"]
+__all__ = ["PRESETS", "Sample", "ProceduralSource", "PooledSource", "SceneSource", "SceneSize", "StepSampler", "open_source"]
 
 
 @dataclass
@@ -105,6 +112,66 @@ class ProceduralSource:
     def describe(self) -> str:
         c = self.config
         return f"procedural ({c.sampling}, {c.width}x{c.height}, {c.num_inputs} inputs, seed {self.seed})"
+
+
+class PooledSource:
+    """Samples from a fixed pool of ``scenes`` procedural rooms of stream ``seed``, every frame of
+    each trajectory rendered once (:func:`pipelines.synth.stream.make_sequence`) and kept in
+    memory (images as float16) and, with ``cache_dir``, on disk; sample ``i`` draws its scene
+    and its views (Long-LRM's rules) from a generator seeded by (seed, i). Ray casting then costs
+    once per scene instead of once per step, at the price of fewer distinct rooms. Deterministic
+    like :class:`ProceduralSource`."""
+
+    def __init__(self, config: StreamConfig, seed: int = 0, *, scenes: int = 256, cache_dir: str | None = None) -> None:
+        assert config.sampling == "long-lrm", f"pools hold room streams only, got {config.sampling!r}"
+        assert scenes >= 1, scenes
+        self.config, self.seed, self.scenes = config, int(seed), int(scenes)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._memory: dict[int, tuple[Tensor, Cameras, Tensor]] = {}
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def describe(self) -> str:
+        c = self.config
+        return (f"procedural pool ({self.scenes} rooms x {c.trajectory_frames} frames, {c.width}x{c.height}, "
+                f"{c.num_inputs} inputs, seed {self.seed})")  # fmt: skip
+
+    def sequence(self, k: int) -> tuple[Tensor, Cameras, Tensor]:
+        """Scene ``k`` of the pool: images [F,3,H,W] float16, cameras [F], depth [F,H,W] (0: none)."""
+        if k in self._memory:
+            return self._memory[k]
+        path = None if self.cache_dir is None else self.cache_dir / f"scene_{self.seed}_{k:06d}.pt"
+        if path is not None and path.is_file():
+            d = torch.load(path, map_location="cpu", weights_only=True)
+            cams = Cameras(d["c2w"], d["K"], int(d["width"]), int(d["height"]))
+            item = (d["images"], cams, d["depth"])
+        else:
+            seq = make_sequence(self.config, self.seed, k)
+            cams = seq.views.cameras.to("cpu")
+            item = (seq.views.images.to(torch.float16), cams, seq.depth.float())
+            if path is not None:
+                from pipelines.fileio import atomic_path
+
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(path) as tmp:
+                    torch.save({"images": item[0], "depth": item[2], "c2w": cams.c2w, "K": cams.K,
+                                "width": cams.width, "height": cams.height}, tmp)  # fmt: skip
+        self._memory[k] = item
+        return item
+
+    def __getitem__(self, index: int) -> Sample:
+        gen = example_generator(self.seed + 7_777, index)
+        k = int(torch.randint(self.scenes, (1,), generator=gen))
+        images, cams, depth = self.sequence(k)
+        inputs, targets = long_lrm_selection(len(cams), self.config, gen)
+        return Sample(
+            inputs=Views(images[inputs].float(), cams[inputs]),
+            targets=Views(images[targets].float(), cams[targets]),
+            input_depth=depth[inputs],
+            target_depth=depth[targets],
+            name=f"pool {self.seed}/{k} inputs {inputs} targets {targets}",
+        )
 
 
 # ------------------------------------------------------------------------------ scene files
@@ -287,12 +354,19 @@ class SceneSource:
 
 
 def open_source(
-    data: str, *, stream: StreamConfig, size: SceneSize = SceneSize(), seed: int = 0
-) -> ProceduralSource | SceneSource:
-    """``"procedural"`` -> the stream; anything else -> scene files under that path (the stream
-    config then only gives the view-selection rules)."""
+    data: str,
+    *,
+    stream: StreamConfig,
+    size: SceneSize = SceneSize(),
+    seed: int = 0,
+    pool: int = 0,
+    cache_dir: str | None = None,
+) -> ProceduralSource | PooledSource | SceneSource:
+    """``"procedural"`` -> the stream (``pool`` > 0: a :class:`PooledSource` of that many rooms,
+    cached under ``cache_dir``); anything else -> scene files under that path (the stream config
+    then only gives the view-selection rules)."""
     if data == "procedural":
-        return ProceduralSource(stream, seed)
+        return PooledSource(stream, seed, scenes=pool, cache_dir=cache_dir) if pool > 0 else ProceduralSource(stream, seed)
     return SceneSource(data, selection=stream, size=size, seed=seed)
 
 

@@ -254,6 +254,7 @@ def train(
         source = open_source(
             config.data, stream=STREAMS[config.stream],
             size=SceneSize(config.scene_height, _multiple(adapter), config.square_crop), seed=config.data_seed,
+            pool=config.pool, cache_dir=config.cache_dir,
         )  # fmt: skip
     sampler = StepSampler(batch=config.batch_size, rank=info.rank, world=info.world, start=start, steps=end)
     loader = torch.utils.data.DataLoader(
@@ -315,12 +316,18 @@ def train(
             if step % config.checkpoint_every == 0 or step == end:
                 saved = _checkpoint(out, step, model, optimizer, meta | counters | {"elapsed_s": elapsed}, config, info)
             progress(step / max(1, end), f"step {step}/{end} loss {last.get('total', float('nan')):.4f}")
+            if config.max_minutes is not None and step < end and not D.all_true(
+                elapsed < 60 * config.max_minutes, info, dev
+            ):  # every rank stops at the same step
+                if info.is_main:
+                    log.info("step %d: %.1f min of training reached (max_minutes); stopping", step, elapsed / 60)
+                break
     finally:
         if log_f is not None:
             log_f.close()
         if writer is not None:
             writer.close()
-    if saved is None and step > start:
+    if step > start and (saved is None or saved != checkpoint_path(out, step)):
         saved = _checkpoint(out, step, model, optimizer, meta | counters | {"elapsed_s": elapsed}, config, info)
     return TrainResult(out, step, counters["skipped_nonfinite"], counters["skipped_large"], elapsed, last,
                        saved or latest_checkpoint(out))  # fmt: skip
