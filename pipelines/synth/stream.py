@@ -308,7 +308,9 @@ class Sequence:
     mask: Tensor
 
 
-def make_sequence(config: StreamConfig, seed: int, index: int, device: torch.device | str = "cpu") -> Sequence:
+def make_sequence(
+    config: StreamConfig, seed: int, index: int, device: torch.device | str = "cpu"
+) -> Sequence:
     """All ``trajectory_frames`` frames of room example ``index`` of stream ``seed`` (the same
     scene and path as :func:`make_example`, every frame rendered), for pools of reusable scenes."""
     assert config.sampling == "long-lrm", f"sequences exist for room streams only, got {config.sampling!r}"

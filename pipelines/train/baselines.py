@@ -64,10 +64,14 @@ def reproject_nearest(inputs: Views, targets: Cameras, depth: float) -> Tensor:
     out = []
     for t, i in enumerate(nearest_views(src, tgt, depth)):
         v, u = torch.meshgrid(
-            torch.arange(H, dtype=torch.float64) + 0.5, torch.arange(W, dtype=torch.float64) + 0.5, indexing="ij"
+            torch.arange(H, dtype=torch.float64) + 0.5,
+            torch.arange(W, dtype=torch.float64) + 0.5,
+            indexing="ij",
         )
         K = tgt.K[t]
-        x_cam = torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1) * depth
+        x_cam = (
+            torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1) * depth
+        )
         x_world = x_cam.reshape(-1, 3) @ tgt.c2w[t, :3, :3].T + tgt.c2w[t, :3, 3]  # [H*W, 3]
         uv, z = src[i : i + 1].project(x_world)  # [1, H*W, 2], [1, H*W]
         uv, z = uv[0], z[0]

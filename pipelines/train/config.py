@@ -10,9 +10,6 @@ Recipes (shared/reference notes):
   at 256^2.
 - ``ttt-lrm``: tttLRM's DL3DV config (ttt_lrm.md §8): lr 5e-5, betas (0.9, 0.95), wd 0.05, clip 1,
   mse 1 + perceptual 0.5 + opacity 0.01 + depth 0.01 (disparity).
-- ``geolrm-occupancy`` / ``geolrm``: GeoLRM's two stages (geolrm.md §4): proposal network with
-  BCE + geo-scal, lr 2e-4, 500 warm-up, clip 10; then the reconstruction network with the
-  proposal frozen, lr 1e-4, clip 4, mse 1 + perceptual 2 + mask 1 + depth 0.2.
 - ``*-tiny`` and ``long-lrm-tiny-demo``: the CPU versions (tiny presets, 64 px procedural data;
   the demo recipe trains ``tiny-demo`` on the demo capture's domain with metric depth
   supervision, see assets/models/long-lrm-tiny-demo.md).
@@ -50,7 +47,7 @@ class TrainConfig:
     times the clip (0: never). losses: weights of the terms. background: colour behind the
     Gaussians in the renders ("random": one per sample and step). bf16: autocast on CUDA;
     grad_checkpointing: per-block activation checkpointing; prune_in_training: Long-LRM's
-    stage-3 pruning. geolrm_stage: "occupancy" or "reconstruction". init: weights
+    stage-3 pruning. init: weights
     (safetensors) to start from. seed: network init and per-step randomness; data_seed: the
     stream. checkpoint_every / keep_checkpoints / log_every: in steps; eval_every: held-out PSNR
     on eval_examples procedural examples of stream seed eval_seed (0: never). num_workers: data
@@ -80,7 +77,6 @@ class TrainConfig:
     bf16: bool = True
     grad_checkpointing: bool = True
     prune_in_training: bool = False
-    geolrm_stage: Literal["occupancy", "reconstruction"] = "reconstruction"
     init: str | None = None
     perceptual_weights: str | None = None
     seed: int = 0
@@ -120,37 +116,47 @@ _TTT = TrainConfig(
     model="ttt-lrm", preset="official-full", stream="long-lrm", steps=100_000, lr=5e-5, grad_clip=1.0,
     losses=LossWeights(mse=1.0, perceptual=0.5, opacity=0.01, depth=0.01),
 )  # fmt: skip
-_GEO_OCC = TrainConfig(
-    model="geolrm", preset="official", stream="geolrm", geolrm_stage="occupancy", steps=50_000, lr=2e-4,
-    warmup_steps=500, min_lr_ratio=0.001, grad_clip=10.0, skip_grad_factor=0.0, background="white",
-    grad_checkpointing=False,
-)  # fmt: skip
-_GEO = _GEO_OCC.with_(
-    geolrm_stage="reconstruction", steps=100_000, lr=1e-4, warmup_steps=12_000, grad_clip=4.0,
-    losses=LossWeights(mse=1.0, perceptual=2.0, opacity=0.0, depth=0.2, depth_form="log", mask=1.0),
-)  # fmt: skip
 _TINY = dict(steps=2000, warmup_steps=100, grad_checkpointing=False, checkpoint_every=100, log_every=10)
 
 RECIPES: dict[str, TrainConfig] = {
     "long-lrm": _LONG,
     "long-lrm-tiny": _LONG.with_(preset="tiny", stream="long-lrm-tiny", **_TINY),
     "long-lrm-tiny-demo": _LONG.with_(
-        preset="tiny-demo", stream="demo-tiny", pool=256, steps=4_500, warmup_steps=200, lr=4e-4,
-        min_lr_ratio=0.05, losses=LossWeights(mse=1.0, perceptual=1.0, opacity=0.01, depth=0.1, depth_form="log"),
-        grad_checkpointing=False, checkpoint_every=200, keep_checkpoints=3, log_every=10,
-        eval_every=500, eval_examples=8, num_workers=0, threads=1,
+        preset="tiny-demo",
+        stream="demo-tiny",
+        pool=256,
+        steps=4_500,
+        warmup_steps=200,
+        lr=4e-4,
+        min_lr_ratio=0.05,
+        losses=LossWeights(mse=1.0, perceptual=1.0, opacity=0.01, depth=0.1, depth_form="log"),
+        grad_checkpointing=False,
+        checkpoint_every=200,
+        keep_checkpoints=3,
+        log_every=10,
+        eval_every=500,
+        eval_examples=8,
+        num_workers=0,
+        threads=1,
     ),  # fmt: skip
     "ttt-lrm": _TTT,
     "ttt-lrm-tiny": _TTT.with_(preset="tiny", stream="long-lrm-tiny", lr=4e-4, grad_clip=10.0, **_TINY),
     "ttt-lrm-tiny-demo": _TTT.with_(
-        preset="tiny", stream="demo-tiny", steps=20_000, warmup_steps=300, lr=4e-4, min_lr_ratio=0.05,
-        grad_clip=10.0, losses=LossWeights(mse=1.0, perceptual=0.5, opacity=0.01, depth=0.1, depth_form="log"),
-        grad_checkpointing=False, checkpoint_every=100, log_every=10, eval_every=500, num_workers=1, threads=1,
+        preset="tiny",
+        stream="demo-tiny",
+        steps=20_000,
+        warmup_steps=300,
+        lr=4e-4,
+        min_lr_ratio=0.05,
+        grad_clip=10.0,
+        losses=LossWeights(mse=1.0, perceptual=0.5, opacity=0.01, depth=0.1, depth_form="log"),
+        grad_checkpointing=False,
+        checkpoint_every=100,
+        log_every=10,
+        eval_every=500,
+        num_workers=1,
+        threads=1,
     ),  # fmt: skip
-    "geolrm-occupancy": _GEO_OCC,
-    "geolrm": _GEO,
-    "geolrm-tiny-occupancy": _GEO_OCC.with_(preset="tiny", stream="geolrm-tiny", **_TINY),
-    "geolrm-tiny": _GEO.with_(preset="tiny", stream="geolrm-tiny", **_TINY),
 }
 
 

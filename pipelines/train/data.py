@@ -58,7 +58,16 @@ log = logging.getLogger(__name__)
 
 DepthKind = Literal["metric", "relative"]
 
-__all__ = ["PRESETS", "Sample", "ProceduralSource", "PooledSource", "SceneSource", "SceneSize", "StepSampler", "open_source"]
+__all__ = [
+    "PRESETS",
+    "Sample",
+    "ProceduralSource",
+    "PooledSource",
+    "SceneSource",
+    "SceneSize",
+    "StepSampler",
+    "open_source",
+]
 
 
 @dataclass
@@ -82,7 +91,10 @@ class Sample:
         assert (ci.width, ci.height) == (ct.width, ct.height), (
             f"inputs {ci.width}x{ci.height} and targets {ct.width}x{ct.height} must have one size"
         )
-        for name, d, n in (("input_depth", self.input_depth, len(ci)), ("target_depth", self.target_depth, len(ct))):
+        for name, d, n in (
+            ("input_depth", self.input_depth, len(ci)),
+            ("target_depth", self.target_depth, len(ct)),
+        ):
             assert d is None or tuple(d.shape) == (n, ci.height, ci.width), (
                 f"{name} must be {(n, ci.height, ci.width)}, got {tuple(d.shape)}"
             )
@@ -122,7 +134,9 @@ class PooledSource:
     once per scene instead of once per step, at the price of fewer distinct rooms. Deterministic
     like :class:`ProceduralSource`."""
 
-    def __init__(self, config: StreamConfig, seed: int = 0, *, scenes: int = 256, cache_dir: str | None = None) -> None:
+    def __init__(
+        self, config: StreamConfig, seed: int = 0, *, scenes: int = 256, cache_dir: str | None = None
+    ) -> None:
         assert config.sampling == "long-lrm", f"pools hold room streams only, got {config.sampling!r}"
         assert scenes >= 1, scenes
         self.config, self.seed, self.scenes = config, int(seed), int(scenes)
@@ -215,7 +229,9 @@ def read_opencv_cameras(path: str | os.PathLike) -> Scene:
         raise ValueError(f"{path}: frames of different sizes {sorted(sizes)}; resize them to one size first")
     ((w, h),) = sizes
     w2c = torch.tensor([f["w2c"] for f in frames], dtype=torch.float64)
-    K = make_K(*(torch.tensor([float(f[k]) for f in frames], dtype=torch.float64) for k in ("fx", "fy", "cx", "cy")))
+    K = make_K(
+        *(torch.tensor([float(f[k]) for f in frames], dtype=torch.float64) for k in ("fx", "fy", "cx", "cy"))
+    )
     cams = Cameras.from_w2c(w2c, K, w, h).to(dtype=torch.float32)
     root = path.parent
     return Scene(
@@ -256,7 +272,9 @@ def find_scenes(data: str | os.PathLike) -> list[Path]:
     if data.is_file():
         return [data]
     if not data.is_dir():
-        raise FileNotFoundError(f"training data {data} does not exist (pass 'procedural', a folder, a .json or a .txt list)")
+        raise FileNotFoundError(
+            f"training data {data} does not exist (pass 'procedural', a folder, a .json or a .txt list)"
+        )
     found = sorted(data.rglob("opencv_cameras.json")) + sorted(data.rglob("cameras.json"))
     if not found:
         raise FileNotFoundError(
@@ -334,7 +352,9 @@ class SceneSource:
         depth = None
         if all(scene.depth_paths[i] is not None for i in frames):
             raw = [_read_depth(scene.depth_paths[i], scene.depth_scale) for i in frames]  # type: ignore[arg-type]
-            depth = torch.stack([F.interpolate(d[None, None], size=(h, w), mode="nearest")[0, 0] for d in raw])
+            depth = torch.stack(
+                [F.interpolate(d[None, None], size=(h, w), mode="nearest")[0, 0] for d in raw]
+            )
         if self.size.square and w != h:
             side = min(w, h)
             x0, y0 = (w - side) // 2, (h - side) // 2
@@ -366,7 +386,11 @@ def open_source(
     cached under ``cache_dir``); anything else -> scene files under that path (the stream config
     then only gives the view-selection rules)."""
     if data == "procedural":
-        return PooledSource(stream, seed, scenes=pool, cache_dir=cache_dir) if pool > 0 else ProceduralSource(stream, seed)
+        return (
+            PooledSource(stream, seed, scenes=pool, cache_dir=cache_dir)
+            if pool > 0
+            else ProceduralSource(stream, seed)
+        )
     return SceneSource(data, selection=stream, size=size, seed=seed)
 
 

@@ -58,7 +58,8 @@ class EvalResult:
 
     def to_dict(self) -> dict:
         return {"model_psnr": self.model_psnr, "baselines": self.baselines, "views": self.views,
-                "scenes": self.scenes, "model_seconds": self.seconds, "per_scene": self.per_scene}  # fmt: skip
+                "scenes": self.scenes, "model_seconds": self.seconds,
+                "per_scene": self.per_scene}  # fmt: skip
 
 
 def model_resolution(rec: Reconstructor, views: Views) -> Views:
@@ -223,10 +224,6 @@ def reconstructor_for(adapter, device: torch.device | str = "cpu") -> Reconstruc
         from pipelines.models.ttt_lrm.reconstructor import TTTLRMReconstructor
 
         return TTTLRMReconstructor(adapter.model, device=device)
-    if name == "geolrm":
-        from pipelines.models.geolrm.reconstructor import GeoLRMReconstructor
-
-        return GeoLRMReconstructor(adapter.model.eval())
     raise ValueError(f"no evaluation pipeline for {name!r}")
 
 

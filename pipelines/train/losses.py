@@ -5,16 +5,13 @@ Terms (weights in :class:`LossWeights`; a term with weight 0 is not computed):
 - ``mse``: mean squared error of the renders of the target views (not clamped) and the targets.
 - ``perceptual``: VGG-19 feature distance (``perceptual.py``), only when a weights file is given.
 - ``opacity``: mean opacity (sigmoid) of the rendered Gaussians, a sparsity prior.
-- ``depth``: pixel-aligned models: the camera z of each input pixel's Gaussian against that
-  pixel's depth; other models: the rendered expected depth of the targets against theirs.
-  Pixels with depth 0 (unknown) are left out. Two forms:
+- ``depth``: the camera z of each input pixel's Gaussian (pixel-aligned models) against that
+  pixel's depth (synth ground truth, or supplied depth maps). Pixels with depth 0 (unknown) are
+  left out. Two forms:
   ``"disparity"`` (Long-LRM's): disparities 1 / max(z, 1e-2), each view normalised to
   (d - median) / mean |d - median| over its known pixels, smooth-L1; scale- and shift-invariant,
   so it also takes relative depth (monocular estimates). ``"log"``: mean |log z - log z_gt|, for
   metric depth in the model's units (the procedural data's).
-- ``mask``: GeoLRM's mean squared error of the rendered alpha and the targets' surface masks
-  (depth > 0).
-- any ``aux`` term of the adapter (GeoLRM occupancy: ``occupancy_bce``, ``geo_scal``).
 
 Examples:
     >>> w = LossWeights(mse=1.0, opacity=0.1, depth=0.01)
@@ -48,9 +45,6 @@ class LossWeights:
     opacity: float = 0.1
     depth: float = 0.01
     depth_form: DepthForm = "disparity"
-    mask: float = 0.0
-    occupancy_bce: float = 1.0
-    geo_scal: float = 1.0
 
 
 def normalized_disparity(z: Tensor, valid: Tensor) -> Tensor:
@@ -92,53 +86,33 @@ def compute_losses(
     background: Tensor,
     perceptual: PerceptualLoss | None = None,
 ) -> dict[str, Tensor]:
-    """Every weighted term, their sum under ``"total"`` and ``"psnr"`` (of the unclamped
-    renders, for the log). background [3] or [B, 3]: the colour behind the Gaussians (white in
-    the official recipe)."""
+    """Every weighted term (each the mean over the batch's samples), their sum under ``"total"``
+    and ``"psnr"`` (of the unclamped renders, for the log). background [3] or [B, 3]: the colour
+    behind the Gaussians (white in the official recipe)."""
     terms: dict[str, Tensor] = {}
-    dev = background.device
     bg = background.expand(len(batch), 3) if background.ndim == 1 else background
-    if pred.gaussians is not None:
-        mse, perc, opac, depth, mask = [], [], [], [], []
-        for i, (g, p) in enumerate(zip(pred.gaussians, batch, strict=True)):
-            r = render(g, p.target_cameras.to(g.device), background=bg[i].to(g.device))
-            rgb = r.rgb.permute(0, 3, 1, 2)  # [Vt, 3, H, W]
-            target = p.target_images.to(rgb.device)
-            mse.append(F.mse_loss(rgb, target))
-            if perceptual is not None and weights.perceptual > 0:
-                perc.append(perceptual(rgb, target))
-            if weights.opacity > 0:
-                opac.append(g.opacities().mean())
-            if weights.depth > 0 and pred.pixel_depth is None and p.target_depth is not None:
-                depth.append(
-                    depth_loss(r.depth[..., 0], p.target_depth.to(rgb.device), weights.depth_form,
-                               relative=p.depth_kind == "relative")
-                )  # fmt: skip
-            if weights.mask > 0 and p.target_depth is not None:
-                mask.append(F.mse_loss(r.alpha[..., 0], (p.target_depth > 0).float().to(rgb.device)))
-        terms["mse"] = weights.mse * torch.stack(mse).mean()
-        if perc:
-            terms["perceptual"] = weights.perceptual * torch.stack(perc).mean()
-        if opac:
-            terms["opacity"] = weights.opacity * torch.stack(opac).mean()
-        if mask:
-            terms["mask"] = weights.mask * torch.stack(mask).mean()
-        if weights.depth > 0 and pred.pixel_depth is not None:
-            for i, p in enumerate(batch):
-                if p.input_depth is not None:
-                    depth.append(
-                        depth_loss(pred.pixel_depth[i], p.input_depth.to(pred.pixel_depth.device),
-                                   weights.depth_form, relative=p.depth_kind == "relative")
-                    )  # fmt: skip
-        if depth:
-            terms["depth"] = weights.depth * torch.stack(depth).mean()
-        raw_mse = torch.stack(mse).mean().detach()
-    for name, value in pred.aux.items():
-        w = getattr(weights, name, 1.0)
-        terms[name] = w * value
-    assert terms, "nothing to train: the prediction has neither Gaussians nor auxiliary losses"
-    total = torch.stack([v.to(dev) for v in terms.values()]).sum()
-    terms["total"] = total
-    if pred.gaussians is not None:
-        terms["psnr"] = torch.tensor(psnr_from_mse(raw_mse))
+    mse, perc, opac, depth = [], [], [], []
+    for i, (g, p) in enumerate(zip(pred.gaussians, batch, strict=True)):
+        r = render(g, p.target_cameras.to(g.device), background=bg[i].to(g.device))
+        rgb = r.rgb.permute(0, 3, 1, 2)  # [Vt, 3, H, W]
+        target = p.target_images.to(rgb.device)
+        mse.append(F.mse_loss(rgb, target))
+        if perceptual is not None and weights.perceptual > 0:
+            perc.append(perceptual(rgb, target))
+        if weights.opacity > 0:
+            opac.append(g.opacities().mean())
+        if weights.depth > 0 and p.input_depth is not None:
+            gt = p.input_depth.to(pred.pixel_depth.device)
+            depth.append(
+                depth_loss(pred.pixel_depth[i], gt, weights.depth_form, relative=p.depth_kind == "relative")
+            )
+    terms["mse"] = weights.mse * torch.stack(mse).mean()
+    if perc:
+        terms["perceptual"] = weights.perceptual * torch.stack(perc).mean()
+    if opac:
+        terms["opacity"] = weights.opacity * torch.stack(opac).mean()
+    if depth:
+        terms["depth"] = weights.depth * torch.stack(depth).mean()
+    terms["total"] = torch.stack(list(terms.values())).sum()
+    terms["psnr"] = torch.tensor(psnr_from_mse(torch.stack(mse).mean().detach()))
     return terms

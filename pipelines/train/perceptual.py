@@ -24,10 +24,38 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from pipelines.models.checkpoints import WeightsError, check_keys, load_weights, read_torch_checkpoint, unwrap_state_dict
+from pipelines.models.checkpoints import (
+    WeightsError,
+    check_keys,
+    load_weights,
+    read_torch_checkpoint,
+    unwrap_state_dict,
+)
 
 # torchvision vgg19 "features": channel counts, "M" = pooling
-VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
+VGG19_LAYOUT = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+)
 SLICES = ((0, 4), (4, 9), (9, 14), (14, 23), (23, 32))  # relu1_2, relu2_2, relu3_2, relu4_2, relu5_2
 SLICE_WEIGHTS = (1 / 2.6, 1 / 4.8, 1 / 3.7, 1 / 5.6, 10 / 1.5)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -67,7 +95,9 @@ class PerceptualLoss(nn.Module):
             sd = unwrap_state_dict(read_torch_checkpoint(path), ("state_dict", "model"), str(path))
         feats = {k.removeprefix("features."): v for k, v in sd.items() if not k.startswith("classifier.")}
         net = vgg19_features()
-        check_keys({k: tuple(v.shape) for k, v in net.state_dict().items()}, feats, f"{path} (VGG-19 features)")
+        check_keys(
+            {k: tuple(v.shape) for k, v in net.state_dict().items()}, feats, f"{path} (VGG-19 features)"
+        )
         net.load_state_dict(feats, strict=True)
         return PerceptualLoss(net)
 

@@ -122,7 +122,9 @@ def latest_checkpoint(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]
+) -> None:
     payload = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), **state}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -207,9 +209,8 @@ def train(
     if config.threads:
         torch.set_num_threads(config.threads)
     adapter = make_adapter(
-        config.model, config.preset, seed=config.seed, prune_in_training=config.prune_in_training,
-        geolrm_stage=config.geolrm_stage,
-    )  # fmt: skip
+        config.model, config.preset, seed=config.seed, prune_in_training=config.prune_in_training
+    )
     model = adapter.model
     if config.init:
         state, _ = load_weights(config.init)
@@ -253,7 +254,8 @@ def train(
     if source is None:
         source = open_source(
             config.data, stream=STREAMS[config.stream],
-            size=SceneSize(config.scene_height, _multiple(adapter), config.square_crop), seed=config.data_seed,
+            size=SceneSize(config.scene_height, _multiple(adapter), config.square_crop),
+            seed=config.data_seed,
             pool=config.pool, cache_dir=config.cache_dir,
         )  # fmt: skip
     sampler = StepSampler(batch=config.batch_size, rank=info.rank, world=info.world, start=start, steps=end)
@@ -275,9 +277,6 @@ def train(
             check(cancel)
             indices = [i for i, _ in items]
             batch = [p for _, p in items]
-            for p in batch:
-                for k, v in list(p.extra.items()):
-                    p.extra[k] = v.to(dev)
             for g in optimizer.param_groups:
                 g["lr"] = config.lr * lr_factor(step, config)
             bgs = torch.stack([sample_background(config, i) for i in indices]).to(dev)
@@ -285,13 +284,19 @@ def train(
             terms, pinfo = step_module(batch, bgs, step_generator(config, step))
             loss = terms["total"]
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip if config.grad_clip > 0 else float("inf"))
-            finite = D.all_true(bool(torch.isfinite(loss).item() and torch.isfinite(grad_norm).item()), info, dev)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                trainable, config.grad_clip if config.grad_clip > 0 else float("inf")
+            )
+            finite = D.all_true(
+                bool(torch.isfinite(loss).item() and torch.isfinite(grad_norm).item()), info, dev
+            )
             if not finite:
                 counters["skipped_nonfinite"] += 1
                 optimizer.zero_grad(set_to_none=True)
                 log.warning("step %d: non-finite loss or gradient; update skipped", step)
-            elif config.skip_grad_factor > 0 and float(grad_norm) > config.skip_grad_factor * config.grad_clip:
+            elif (
+                config.skip_grad_factor > 0 and float(grad_norm) > config.skip_grad_factor * config.grad_clip
+            ):
                 counters["skipped_large"] += 1
                 optimizer.zero_grad(set_to_none=True)
             else:
@@ -314,13 +319,19 @@ def train(
                 _write_row(log_f, writer, {"step": step, "eval": row}, step)
                 t_mark = time.perf_counter()  # evaluation time is not training time
             if step % config.checkpoint_every == 0 or step == end:
-                saved = _checkpoint(out, step, model, optimizer, meta | counters | {"elapsed_s": elapsed}, config, info)
+                saved = _checkpoint(
+                    out, step, model, optimizer, meta | counters | {"elapsed_s": elapsed}, config, info
+                )
             progress(step / max(1, end), f"step {step}/{end} loss {last.get('total', float('nan')):.4f}")
-            if config.max_minutes is not None and step < end and not D.all_true(
-                elapsed < 60 * config.max_minutes, info, dev
+            if (
+                config.max_minutes is not None
+                and step < end
+                and not D.all_true(elapsed < 60 * config.max_minutes, info, dev)
             ):  # every rank stops at the same step
                 if info.is_main:
-                    log.info("step %d: %.1f min of training reached (max_minutes); stopping", step, elapsed / 60)
+                    log.info(
+                        "step %d: %.1f min of training reached (max_minutes); stopping", step, elapsed / 60
+                    )
                 break
     finally:
         if log_f is not None:
@@ -328,7 +339,9 @@ def train(
         if writer is not None:
             writer.close()
     if step > start and (saved is None or saved != checkpoint_path(out, step)):
-        saved = _checkpoint(out, step, model, optimizer, meta | counters | {"elapsed_s": elapsed}, config, info)
+        saved = _checkpoint(
+            out, step, model, optimizer, meta | counters | {"elapsed_s": elapsed}, config, info
+        )
     return TrainResult(out, step, counters["skipped_nonfinite"], counters["skipped_large"], elapsed, last,
                        saved or latest_checkpoint(out))  # fmt: skip
 
@@ -372,7 +385,8 @@ def _tensorboard(path: Path):
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as e:
         raise RuntimeError(
-            "--tensorboard needs the tensorboard package (pip install tensorboard); the jsonl log is always written"
+            "--tensorboard needs the tensorboard package (pip install tensorboard); "
+            "the jsonl log is always written"
         ) from e
     return SummaryWriter(str(path))
 
@@ -382,7 +396,9 @@ def _evaluate(adapter: Adapter, config: TrainConfig, dev: torch.device) -> dict[
 
     rec = reconstructor_for(adapter, dev)
     try:
-        res = evaluate_procedural(rec, STREAMS[config.stream], seed=config.eval_seed, count=config.eval_examples)
+        res = evaluate_procedural(
+            rec, STREAMS[config.stream], seed=config.eval_seed, count=config.eval_examples
+        )
     finally:
         adapter.model.train()
     return {"procedural_psnr": res.model_psnr, "mean_colour_psnr": res.baselines["mean_colour"],

@@ -15,7 +15,6 @@ Examples (shell):
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -54,9 +53,9 @@ def main(
 
     Args:
         recipe: a named recipe (long-lrm, long-lrm-tiny, long-lrm-tiny-demo, ttt-lrm, ttt-lrm-tiny,
-            geolrm, geolrm-tiny, ...). Default: the recipe of --model / --preset.
+            ttt-lrm-tiny-demo). Default: the recipe of --model / --preset.
         out: run folder: checkpoints/, log.jsonl, config.json (resumed when it has checkpoints).
-        model: registered model name (long-lrm, ttt-lrm, geolrm).
+        model: a model with a trainer adapter: long-lrm or ttt-lrm (GeoLRM has none yet).
         preset: the model's architecture preset.
         data: "procedural" (the synth stream), or a folder / .json / .txt list of scenes in Long-LRM's
             opencv_cameras.json layout, or studio capture folders (cameras.json).
@@ -108,7 +107,9 @@ def main(
             f"{config.steps:,} steps, batch {config.batch_size} per process"
         )
     with ctrl_c_cancels() as cancel:
-        result = train(config, out, device=device, resume=not no_resume, tensorboard=tensorboard, cancel=cancel)
+        result = train(
+            config, out, device=device, resume=not no_resume, tensorboard=tensorboard, cancel=cancel
+        )
     D.shutdown()
     if main_rank:
         console.print(
@@ -181,7 +182,9 @@ def evaluate(
     from studio.console import console, progress_bar, setup_logging
 
     setup_logging()
-    dev = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    dev = (
+        "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
+    )
     rec = load_model(model, weights=weights, preset=preset, device=dev)
     results = {}
     if procedural > 0:
@@ -198,7 +201,11 @@ def evaluate(
          str(r.views)]
         for k, r in results.items()
     ]  # fmt: skip
-    print_table(f"{model} {preset or weights}", ["set", "model PSNR", "mean colour", "reprojection", "target views"], rows)
+    print_table(
+        f"{model} {preset or weights}",
+        ["set", "model PSNR", "mean colour", "reprojection", "target views"],
+        rows,
+    )
     if json_out is not None:
         write_json(json_out, {"model": model, "preset": preset, "weights": str(weights) if weights else None,
                               "results": {k: r.to_dict() for k, r in results.items()}})  # fmt: skip
