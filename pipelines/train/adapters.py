@@ -110,6 +110,7 @@ class _PixelAligned:
     model: nn.Module
     prune_ratio: float = 0.0
     random_ratio: float = 0.0
+    bf16: bool = True  # autocast the network on CUDA (the Gaussians and rendering stay float32)
 
     def _network(self, images: Tensor, c2w: Tensor, K: Tensor):
         raise NotImplementedError
@@ -123,7 +124,7 @@ class _PixelAligned:
         images = torch.stack([p.images for p in batch]).to(dev)  # [B, V, 3, H, W]
         c2w = torch.stack([p.cameras.c2w for p in batch]).to(dev)  # [B, V, 4, 4]
         K = torch.stack([p.cameras.K for p in batch]).to(dev)  # [B, V, 3, 3]
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16 and dev.type == "cuda"):
             out = self._network(images, c2w, K)
         gs = out.to_gaussians()  # float32, every activation
         depth = torch.stack([pixel_z(g, p.cameras.to(dev)) for g, p in zip(gs, batch, strict=True)])

@@ -211,6 +211,7 @@ def train(
     adapter = make_adapter(
         config.model, config.preset, seed=config.seed, prune_in_training=config.prune_in_training
     )
+    adapter.bf16 = config.bf16  # type: ignore[attr-defined]
     model = adapter.model
     if config.init:
         state, _ = load_weights(config.init)
