@@ -24,11 +24,8 @@ def test_bf16_training_lowers_the_loss(tmp_path, seed):
     cfg = small_config(steps=30, lr=2e-3, bf16=True, grad_checkpointing=True, preset="tiny-demo", log_every=1)
     res = train(cfg, tmp_path, source=src, device="cuda")
     assert res.step == 30 and res.skipped_nonfinite == 0
-    rows = [
-        r
-        for r in map(__import__("json").loads, (tmp_path / "log.jsonl").read_text().splitlines())
-        if "mse" in r
-    ]
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    rows = [r for r in map(json.loads, lines) if "mse" in r]
     first, last = rows[0]["mse"], min(r["mse"] for r in rows[-5:])
     assert last < 0.7 * first, (first, last)
 
