@@ -247,3 +247,14 @@ def test_reprojection_baseline_is_exact_for_a_fronto_parallel_plane(gen):
     src = plane(0.0)
     out = baselines.reproject_nearest(Views(src[None], cams[[0]]), cams[[1]], depth=2.0)
     torch.testing.assert_close(out[0, :, :, 2:-2], plane(1.0)[:, :, 2:-2], atol=2e-3, rtol=0)
+
+
+def test_sequence_frames_equal_the_stream_examples(seed):
+    from pipelines.synth.stream import make_example, make_sequence
+
+    cfg = replace(SMALL, trajectory_frames=10, window=(6, 10), num_targets=2)
+    ex = make_example(cfg, seed % 1000, 4)
+    seq = make_sequence(cfg, seed % 1000, 4)
+    torch.testing.assert_close(seq.views.images[ex.input_index], ex.inputs.images)
+    torch.testing.assert_close(seq.views.cameras.c2w[ex.target_index], ex.targets.cameras.c2w)
+    torch.testing.assert_close(seq.depth[ex.target_index], ex.target_depth * ex.target_mask)
