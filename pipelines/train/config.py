@@ -10,9 +10,11 @@ Recipes (shared/reference notes):
   at 256^2.
 - ``ttt-lrm``: tttLRM's DL3DV config (ttt_lrm.md §8): lr 5e-5, betas (0.9, 0.95), wd 0.05, clip 1,
   mse 1 + perceptual 0.5 + opacity 0.01 + depth 0.01 (disparity).
-- ``*-tiny`` and ``long-lrm-tiny-demo``: the CPU versions (tiny presets, 64 px procedural data;
-  the demo recipe trains ``tiny-demo`` on the demo capture's domain with metric depth
-  supervision, see assets/models/long-lrm-tiny-demo.md).
+- ``*-tiny``: the CPU versions (tiny presets, 64 px procedural rooms, 8 inputs).
+- ``long-lrm-tiny-demo``: the shipped demo model (assets/models/long-lrm-tiny-demo.md): the
+  ``tiny-demo`` preset on the demo capture's domain (procedural rooms with a centre table,
+  orbits, 50 deg field of view, 112 x 64), a pool of rooms rendered once, log-depth supervision
+  with the synth's metric depth, no perceptual term (no VGG weights on the CPU box).
 
 Examples:
     >>> cfg = RECIPES["long-lrm"]
@@ -110,7 +112,8 @@ class TrainConfig:
 
 
 _LONG = TrainConfig(
-    model="long-lrm", preset="official-540p", stream="long-lrm", steps=100_000,
+    model="long-lrm", preset="official-540p", stream="long-lrm", steps=100_000, scene_height=256,
+    square_crop=True,
 )  # fmt: skip
 _TTT = TrainConfig(
     model="ttt-lrm", preset="official-full", stream="long-lrm", steps=100_000, lr=5e-5, grad_clip=1.0,
@@ -141,22 +144,6 @@ RECIPES: dict[str, TrainConfig] = {
     ),  # fmt: skip
     "ttt-lrm": _TTT,
     "ttt-lrm-tiny": _TTT.with_(preset="tiny", stream="long-lrm-tiny", lr=4e-4, grad_clip=10.0, **_TINY),
-    "ttt-lrm-tiny-demo": _TTT.with_(
-        preset="tiny",
-        stream="demo-tiny",
-        steps=20_000,
-        warmup_steps=300,
-        lr=4e-4,
-        min_lr_ratio=0.05,
-        grad_clip=10.0,
-        losses=LossWeights(mse=1.0, perceptual=0.5, opacity=0.01, depth=0.1, depth_form="log"),
-        grad_checkpointing=False,
-        checkpoint_every=100,
-        log_every=10,
-        eval_every=500,
-        num_workers=1,
-        threads=1,
-    ),  # fmt: skip
 }
 
 

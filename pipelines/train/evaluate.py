@@ -19,7 +19,7 @@ Evaluation sets:
 
 Examples:
     >>> rec = load_model("long-lrm", preset="tiny-demo")             # doctest: +SKIP
-    >>> evaluate_capture(rec, demo_scene()).model_psnr                # doctest: +SKIP
+    >>> evaluate_capture(rec, demo_capture()).model_psnr              # doctest: +SKIP
 """
 
 from __future__ import annotations
