@@ -74,14 +74,45 @@ def quat_multiply(a: Tensor, b: Tensor) -> Tensor:
     )
 
 
+def quat_conjugate(q: Tensor) -> Tensor:
+    """Conjugate of wxyz quats [..., 4]; the inverse rotation for unit quats."""
+    return q * torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=q.dtype, device=q.device)
+
+
+def quat_exp(rotvec: Tensor) -> Tensor:
+    """Rotation vectors [..., 3] (unit axis times angle, radians) -> unit quats [..., 4] wxyz."""
+    assert rotvec.shape[-1] == 3, rotvec.shape
+    theta = rotvec.norm(dim=-1, keepdim=True)  # [..., 1]
+    half = 0.5 * theta
+    # sin(theta/2)/theta -> 1/2 - theta^2/48 as theta -> 0
+    k = torch.where(theta > 1e-8, torch.sin(half) / theta.clamp_min(1e-12), 0.5 - theta**2 / 48)
+    return torch.cat([torch.cos(half), rotvec * k], dim=-1)
+
+
+def quat_log(q: Tensor) -> Tensor:
+    """Unit quats [..., 4] wxyz -> rotation vectors [..., 3] of the *shortest* rotation they
+    represent (angle in [0, pi]): q and -q give the same vector, so sign flips never add a turn."""
+    assert q.shape[-1] == 4, q.shape
+    q = torch.where(q[..., :1] < 0, -q, q)
+    w, v = q[..., :1], q[..., 1:]
+    n = v.norm(dim=-1, keepdim=True)
+    angle = 2 * torch.atan2(n, w)  # [..., 1] in [0, pi]
+    # angle / n -> 2 / w as n -> 0 (w -> 1)
+    k = torch.where(n > 1e-8, angle / n.clamp_min(1e-12), 2.0 / w.clamp_min(1e-12))
+    return v * k
+
+
+def quat_slerp(a: Tensor, b: Tensor, s: Tensor | float) -> Tensor:
+    """Spherical interpolation of unit wxyz quats a, b [..., 4] at s [...] (0 -> a, 1 -> b) along
+    the shorter arc between the rotations, whatever the signs of a and b."""
+    s = torch.as_tensor(s, dtype=a.dtype, device=a.device)
+    rel = quat_log(quat_multiply(quat_conjugate(a), b))  # [..., 3] body-frame step a -> b
+    return quat_multiply(a, quat_exp(s[..., None] * rel))
+
+
 def axis_angle_to_rotmat(axis_angle: Tensor) -> Tensor:
     """Rodrigues: axis_angle [..., 3] (unit axis times angle in radians) -> [..., 3, 3]."""
-    theta = axis_angle.norm(dim=-1, keepdim=True)  # [..., 1]
-    half = 0.5 * theta
-    # sin(half)/theta -> 1/2 as theta -> 0
-    k = torch.where(theta > 1e-8, torch.sin(half) / theta.clamp_min(1e-12), 0.5 - theta**2 / 48)
-    quat = torch.cat([torch.cos(half), axis_angle * k], dim=-1)
-    return quat_to_rotmat(quat)
+    return quat_to_rotmat(quat_exp(axis_angle))
 
 
 def random_rotations(n: int, generator: torch.Generator | None = None, dtype=torch.float32) -> Tensor:

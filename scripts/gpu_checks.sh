@@ -99,3 +99,13 @@ if [ "$NGPU" -ge 2 ]; then
   $PY -m torch.distributed.run --nproc_per_node "$NGPU" -m studio.cli train --recipe long-lrm-tiny \
       --out "$OUT/train_tiny_ddp" --steps 100 --device cuda
 fi
+
+# ---------------------------------------------------------------- Camera paths and videos
+# gsplat frames along a path vs our CPU renderer's (PSNR > 35 dB), an A | B MP4 rendered on CUDA
+$PY -m pytest -q -m gpu tests/test_paths_gpu.py
+# video frames per second along a path at 480p (854x480 per run), one run and A | B, gsplat on CUDA
+$PY -m studio.cli bench render-video --device cuda --n 100000 500000 2000000 --frames 120 \
+  --json "$OUT/bench_render_video_cuda.json"
+# ---------------------------------------------------------------- Compare panel
+# the split view (A | B) rendered with gsplat on CUDA vs our CPU backend
+$PY -m pytest -q -m gpu tests/test_compare.py

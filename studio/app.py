@@ -3,9 +3,9 @@ results shown in the scene, and the job queue.
 
 The viewer (viser) only reads this state and calls its methods; every browser tab shares one
 :class:`Studio`, so every tab sees the same state. Changes are announced to subscribers by
-topic (:data:`CAPTURES`, :data:`CAPTURE`, :data:`RUNS`, :data:`SCENE`, :data:`TRAINING`); job
-changes come from ``studio.jobs.add_listener``. Methods are thread-safe: viser callbacks run on
-a thread pool and jobs on the job worker.
+topic (:data:`CAPTURES`, :data:`CAPTURE`, :data:`RUNS`, :data:`SCENE`, :data:`TRAINING`,
+:data:`PATH`); job changes come from ``studio.jobs.add_listener``. Methods are thread-safe: viser
+callbacks run on a thread pool and jobs on the job worker.
 
 Examples:
     >>> studio = open_studio(StudioConfig(workspace=Path("ws")))      # doctest: +SKIP
@@ -32,6 +32,7 @@ from pipelines.capture.images import read_image, resize, to_tensor, to_uint8
 from pipelines.gaussians import Gaussians
 from pipelines.progress import CancelToken, Progress
 from studio import workspace as ws
+from studio.compare import CompareState, HeldOut, heldout_compare, side_offset
 from studio.config import StudioConfig
 from studio.demo import DEMO_NAME, install_demo
 from studio.jobs import JobQueue, JobState
@@ -45,6 +46,8 @@ CAPTURE = "capture"  # another capture was opened (or the open one was reloaded)
 RUNS = "runs"  # runs of the open capture were added or deleted
 SCENE = "scene"  # results shown in the scene changed (studio.shown)
 TRAINING = "training"  # the optimization's live status changed (studio.training)
+PATH = "path"  # the camera path being edited (studio.paths), its files or its last video changed
+COMPARE = "compare"  # the compare panel's state changed (studio.compare_state)
 
 SLOTS = ("A", "B")  # result slots of the scene: the compare panel puts A against B
 
@@ -176,6 +179,11 @@ class Studio:
         self._subscribers: list[Subscriber] = []
         self._training: TrainingStatus | None = None
         self.live_interval_s = 1.0  # live splats reach the scene at most this often
+        self._compare = CompareState()
+        self._layouts: dict[Path, object] = {}
+        from studio.paths import PathEditor
+
+        self.paths = PathEditor(self)  # the camera path edited in the page (topic PATH)
 
     # ----------------------------------------------------------- subscribers
     def subscribe(self, fn: Subscriber) -> Callable[[], None]:
@@ -189,6 +197,11 @@ class Studio:
                     self._subscribers.remove(fn)
 
         return unsubscribe
+
+    def announce(self, topic: str) -> None:
+        """Tell subscribers that ``topic`` changed (for state kept beside the studio, e.g.
+        ``studio.paths``)."""
+        self._emit(topic)
 
     def _emit(self, topic: str) -> None:
         with self._lock:
@@ -229,6 +242,7 @@ class Studio:
         with self._lock:
             self._capture = capture
             self._shown.clear()
+            self._compare = replace(self._compare, heldout=None)
         self._emit(CAPTURE)
         self._emit(RUNS)
         self._emit(SCENE)
@@ -242,18 +256,22 @@ class Studio:
             raise ValueError(f"{folder.name!r} exists in the workspace already; choose another name")
         return folder
 
-    def submit_sfm(self, source: str | Path, *, name: str, max_frames: int) -> JobState:
+    def submit_sfm(
+        self, source: str | Path, *, name: str, max_frames: int, max_side: int | None = None
+    ) -> JobState:
         """Queue ingest + SfM of a video or photo folder on the server into a new capture
         ``name`` (sanitized) of the workspace; the new capture opens when the job is done.
-        Raises ValueError at once for a taken name or when this build has no SfM."""
+        ``max_side``: longest frame side (None: the ingest default). Raises ValueError at once
+        for a taken name or when this build has no SfM."""
         if not self.capabilities.sfm:
             raise ValueError("this build has no SfM pipeline (pipelines.sfm)")
         from pipelines.capture.ingest import IngestConfig
-
         from studio.captures import sfm_to_workspace
 
         dest = self.new_capture_dir(name)
-        config = IngestConfig(max_frames=max_frames)
+        config = (
+            IngestConfig(max_frames=max_frames) if max_side is None else IngestConfig(max_frames, max_side)
+        )
 
         def run(progress: Progress, cancel: CancelToken) -> Capture:
             return sfm_to_workspace(
@@ -265,6 +283,10 @@ class Studio:
             self.open_capture(capture.root.name)
 
         return self.jobs.submit(f"Ingest + SfM: {dest.name}", run, kind="sfm", on_done=done)
+
+    def require_capture(self) -> Capture:
+        """The open capture; ValueError saying what to do when none is open."""
+        return self._require_capture()
 
     def submit_reconstruct(
         self,
@@ -410,6 +432,101 @@ class Studio:
             removed = self._shown.pop(slot, None)
         if removed is not None:
             self._emit(SCENE)
+
+    # --------------------------------------------------------------- compare
+    @property
+    def compare_state(self) -> CompareState:
+        with self._lock:
+            return self._compare
+
+    def _set_compare(self, **changes) -> CompareState:
+        with self._lock:
+            self._compare = replace(self._compare, **changes)
+            state = self._compare
+        self._emit(COMPARE)
+        return state
+
+    def toggle_ab(self) -> CompareState:
+        """The A/B toggle: show only A, then only B, then A, ... (see :class:`CompareState`)."""
+        with self._lock:
+            showing = self._compare.toggled().showing
+        return self._set_compare(showing=showing)
+
+    def set_showing(self, showing: str) -> CompareState:
+        if showing not in ("both", "A", "B"):
+            raise ValueError(f"showing must be both, A or B, not {showing!r}")
+        return self._set_compare(showing=showing)
+
+    def set_side_by_side(self, on: bool) -> CompareState:
+        return self._set_compare(side_by_side=bool(on))
+
+    def set_split(self, *, enabled: bool | None = None, split: float | None = None) -> CompareState:
+        changes: dict = {}
+        if enabled is not None:
+            changes["split_enabled"] = bool(enabled)
+        if split is not None:
+            if not 0.0 <= split <= 1.0:
+                raise ValueError(f"split must be in [0, 1], got {split}")
+            changes["split"] = float(split)
+        return self._set_compare(**changes)
+
+    def side_offset(self) -> np.ndarray:
+        """Where B goes in side-by-side mode: [3] world offset (:func:`studio.compare.side_offset`)."""
+        capture = self._require_capture()
+        a = self.shown.get("A")
+        return side_offset(capture.cameras, a.gaussians if a is not None else None)
+
+    def submit_heldout(self, run_a: str | None = None, run_b: str | None = None) -> JobState:
+        """Queue the held-out comparison of runs A and B (default: the runs shown in slots A and
+        B) on the open capture's test frames; the result lands in ``compare_state.heldout``."""
+        capture = self._require_capture()
+        shown = self.shown
+        run_a = run_a or (shown["A"].run_id if "A" in shown else None)
+        run_b = run_b or (shown["B"].run_id if "B" in shown else None)
+        if run_a is None:
+            raise ValueError("show a finished run as A first (Runs tab), or pick runs to compare")
+        a = self.run(run_a).path
+        b = self.run(run_b).path if run_b is not None else None
+
+        def job(progress: Progress, cancel: CancelToken) -> HeldOut:
+            return heldout_compare(capture.root, a, b, progress=progress, cancel=cancel)
+
+        def done(result: HeldOut) -> None:
+            current = self.capture
+            if current is not None and current.root == capture.root:
+                self._set_compare(heldout=result)
+
+        title = f"Compare on held-out views: {run_a}" + (f" vs {run_b}" if run_b else "")
+        return self.jobs.submit(title, job, kind="compare", on_done=done)
+
+    def object_centric(self):
+        """Whether the open capture suits object-centric models (GeoLRM):
+        :class:`pipelines.capture.layout.ObjectCentric`, cached per capture."""
+        from pipelines.capture.layout import object_centric
+
+        capture = self._require_capture()
+        with self._lock:
+            if capture.root in self._layouts:
+                return self._layouts[capture.root]
+        pts = capture.load_points()
+        verdict = object_centric(capture.cameras, None if pts is None else pts[0])
+        with self._lock:
+            self._layouts[capture.root] = verdict
+        return verdict
+
+    # ---------------------------------------------------------------- models
+    @property
+    def weights_dir(self) -> Path:
+        """The workspace's weights folder (safetensors files the Reconstruct panel lists)."""
+        from studio.models import WEIGHTS_DIR
+
+        return self.workspace / WEIGHTS_DIR
+
+    def model_choices(self):
+        """Models the Reconstruct panel offers (:func:`studio.models.model_choices`)."""
+        from studio.models import model_choices
+
+        return [c for c in model_choices(self.weights_dir) if c.model in self.capabilities.models]
 
     # -------------------------------------------------------------- optimize
     @property
@@ -584,7 +701,10 @@ def open_studio(config: StudioConfig) -> Studio:
     and a capture opened: ``config.capture``, else the demo, else the first capture."""
     studio = Studio(config.resolved_workspace(), config=config)
     if config.demo:
-        install_demo(studio.workspace)
+        try:
+            install_demo(studio.workspace)
+        except Exception:  # the studio still starts; the log says why the demo is missing
+            log.exception("could not make the demo capture in %s", studio.workspace)
     captures = studio.captures()
     if config.capture is not None:
         studio.open_capture(config.capture)

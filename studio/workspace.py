@@ -2,7 +2,8 @@
 
     <workspace>/<capture>/cameras.json, images/, points.ply, capture.json
     <workspace>/<capture>/runs/<run-id>/run.json, gaussians.ply, renders/
-    <workspace>/<capture>/paths/<name>.json
+    <workspace>/<capture>/paths/<name>.json        camera paths (nerfstudio camera_path.json)
+    <workspace>/<capture>/videos/<name>-<A|B|A-vs-B>-<time>.mp4   videos along paths (studio.paths)
 
 A run is complete once its run.json exists: it is written last, atomically, so a crash during a
 run never leaves a folder the studio lists as a finished run.

@@ -91,7 +91,8 @@ def test_load_run_shows_splats_in_every_tab(browser, running):
     # The server holds the splat node...
     nodes = running.server.scene._handle_from_node_name
     eventually(lambda: names.splats("A") in nodes, "no splat node on the server")
-    assert running.viewer.scene.splat_counts["A"] == (1500, 1500)
+    # (the count is recorded just after the node is added, on the callback's thread)
+    eventually(lambda: running.viewer.scene.splat_counts.get("A") == (1500, 1500), "splat count not recorded")
     # ... the other tab hears of it ...
     page2.get_by_text(f"3dgs {running.run_dir.name}").first.wait_for(timeout=TIMEOUT_S * 1000)
     page2.close()

@@ -217,8 +217,10 @@ def test_progress_notifications_are_throttled():
     q.wait(job.id, TIMEOUT)
     q.shutdown()
     statuses = [s.status for s in rec.of(job.id)]
-    # pending, running, one progress report (the first), done: not a thousand
-    assert statuses == ["pending", "running", "running", "done"]
+    # submitted, running, one progress report (the first), done: not a thousand. The submit
+    # notification reads the state as it is when sent, "running" if the worker already took it.
+    assert len(statuses) == 4 and statuses[0] in ("pending", "running"), statuses
+    assert statuses[1:] == ["running", "running", "done"]
     assert q.get(job.id).fraction == 1.0
 
 

@@ -69,7 +69,9 @@ def test_viewer_toggle_streams_splats_into_the_scene(studio):
     try:
         viewer = build_viewer(server, studio)
         panel = viewer.reconstruct
-        assert panel.model.value == "ttt-lrm" and not panel.live.disabled and panel.chunk_views.disabled
+        panel.model.value = "ttt-lrm"  # the default is a shipped weights file when one ships
+        panel.refresh(studio)
+        assert not panel.live.disabled and panel.chunk_views.disabled
         panel.model.value = "long-lrm"
         panel.refresh(studio)
         assert panel.live.disabled

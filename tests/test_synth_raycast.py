@@ -242,7 +242,9 @@ def test_supersampling_is_the_mean_of_shifted_renders(k, gen):
         shifted.K[:, 0, 2] -= ox - 0.5  # pixel centre (x + 0.5) now casts the ray through x + ox
         shifted.K[:, 1, 2] -= oy - 0.5
         acc += w * render(scene, shifted).rgb
-    torch.testing.assert_close(ss.rgb, acc, atol=1e-5, rtol=0)
+    # float32: the shifted principal point rounds the rays differently (seen: 1.5e-5 at a texture
+    # edge); a wrong sample or weight would be off by > 1e-2
+    torch.testing.assert_close(ss.rgb, acc, atol=5e-5, rtol=0)
     one = render(scene, cams)
     assert torch.equal(ss.mask, one.mask)  # geometry comes from pixel centres at any k
     torch.testing.assert_close(ss.depth, one.depth)

@@ -5,7 +5,11 @@ import torch
 from pipelines.transforms import (
     Similarity,
     axis_angle_to_rotmat,
+    quat_conjugate,
+    quat_exp,
+    quat_log,
     quat_multiply,
+    quat_slerp,
     quat_to_rotmat,
     random_rotations,
     rotmat_to_quat,
@@ -55,3 +59,40 @@ def test_umeyama_recovers_similarity(gen):
     assert abs(est.scale - truth.scale) < 1e-9
     torch.testing.assert_close(est.rotation, truth.rotation)
     torch.testing.assert_close(est.translation, truth.translation)
+
+
+def rodrigues(v: torch.Tensor) -> torch.Tensor:
+    """float64 reference: R = I + sin(a) K + (1 - cos(a)) K^2 for v = a * unit axis."""
+    a = v.norm(dim=-1)[..., None, None]
+    k = v / v.norm(dim=-1, keepdim=True)
+    K = torch.zeros(v.shape[:-1] + (3, 3), dtype=v.dtype)
+    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -k[..., 2], k[..., 1], -k[..., 0]
+    K = K - K.transpose(-1, -2)
+    return torch.eye(3, dtype=v.dtype) + torch.sin(a) * K + (1 - torch.cos(a)) * K @ K
+
+
+def test_quat_exp_log_are_the_shortest_rotation(gen):
+    axis = torch.nn.functional.normalize(torch.randn(200, 3, generator=gen, dtype=torch.float64), dim=-1)
+    angle = torch.rand(200, 1, generator=gen, dtype=torch.float64) * math.pi * 0.999
+    v = axis * angle
+    q = quat_exp(v)
+    torch.testing.assert_close(quat_to_rotmat(q), rodrigues(v))
+    torch.testing.assert_close(quat_log(q), v)
+    torch.testing.assert_close(quat_log(-q), v)  # the sign of q never adds a turn
+    zero = torch.zeros(1, 3, dtype=torch.float64)
+    torch.testing.assert_close(quat_log(quat_exp(zero)), zero)
+    # angles beyond pi come back as the equivalent shorter rotation the other way
+    long = axis * (2 * math.pi - angle)
+    torch.testing.assert_close(quat_log(quat_exp(long)), -v)
+
+
+def test_quat_slerp_moves_along_the_short_arc(gen):
+    a, b = torch.randn(2, 50, 4, generator=gen, dtype=torch.float64)
+    a, b = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    s = torch.rand(50, generator=gen, dtype=torch.float64)
+    Ra, Rb = quat_to_rotmat(a), quat_to_rotmat(b)
+    rel = quat_log(quat_multiply(quat_conjugate(a), b))  # [50, 3], |rel| <= pi
+    for sign in (1.0, -1.0):
+        got = quat_to_rotmat(quat_slerp(a, sign * b, s))
+        torch.testing.assert_close(got, Ra @ rodrigues(s[:, None] * rel))
+    torch.testing.assert_close(quat_to_rotmat(quat_slerp(a, b, torch.ones(50, dtype=torch.float64))), Rb)

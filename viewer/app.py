@@ -18,12 +18,14 @@ from dataclasses import dataclass
 
 import viser
 
-from studio.app import CAPTURE, CAPTURES, RUNS, SCENE, TRAINING, Studio, open_studio
+from studio.app import CAPTURE, CAPTURES, COMPARE, PATH, RUNS, SCENE, TRAINING, Studio, open_studio
 from studio.config import StudioConfig
 from viewer.panels.cameras import CamerasPanel, add_cameras_panel
 from viewer.panels.capture import CapturePanel, add_capture_panel
+from viewer.panels.compare import ComparePanel, add_compare_panel
 from viewer.panels.jobs import JobsPanel, add_jobs_panel
 from viewer.panels.optimize import OptimizePanel, add_optimize_panel
+from viewer.panels.paths import PathsPanel, add_paths_panel
 from viewer.panels.reconstruct import ReconstructPanel, add_reconstruct_panel
 from viewer.panels.runs import RunsPanel, add_runs_panel
 from viewer.scene import SceneView
@@ -43,12 +45,25 @@ class Viewer:
     runs: RunsPanel
     reconstruct: ReconstructPanel
     optimize: OptimizePanel
+    paths: PathsPanel
+    compare: ComparePanel
+
+    def apply_compare_layout(self) -> None:
+        """Slot visibility (A/B toggle) and B's offset (side by side) from the compare state."""
+        state = self.studio.compare_state
+        visible = {"A": state.showing in ("both", "A"), "B": state.showing in ("both", "B")}
+        offsets = {}
+        if state.side_by_side and self.studio.capture is not None:
+            offsets["B"] = self.studio.side_offset()
+        self.scene.set_layout(visible, offsets)
 
     def on_change(self, topic: str) -> None:
         """Bring handles and scene nodes up to date after a studio change (any thread)."""
         studio = self.studio
         if topic == CAPTURES:
             self.capture.refresh(studio)
+            self.reconstruct.refresh_choices(studio)  # Rescan also finds new weights files
+            self.reconstruct.refresh(studio)
         elif topic == CAPTURE:
             capture = studio.capture
             thumbs = studio.thumbnails(studio.config.thumbnail_px) if capture is not None else None
@@ -57,14 +72,27 @@ class Viewer:
             self.cameras.refresh(studio, self.scene)
             self.reconstruct.refresh(studio)
             self.optimize.refresh_options(studio)
+            self.paths.refresh(studio)  # a new capture starts an empty path in its world
+            self.compare.refresh(studio)
         elif topic == RUNS:
             self.runs.refresh(studio)
             self.optimize.refresh_options(studio)
         elif topic == SCENE:
             self.scene.set_results(studio.shown)
+            self.apply_compare_layout()
             self.runs.refresh(studio)
+            self.compare.refresh(studio)
+            if studio.compare_state.split_enabled:
+                self.compare.renderer.request()
+        elif topic == COMPARE:
+            self.apply_compare_layout()
+            self.compare.refresh(studio)
+            if studio.compare_state.split_enabled:
+                self.compare.renderer.request()
         elif topic == TRAINING:
             self.optimize.refresh_training(studio)
+        elif topic == PATH:
+            self.paths.refresh(studio)
 
 
 def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
@@ -86,7 +114,13 @@ def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
         reconstruct = add_reconstruct_panel(server, studio)
     with tabs.add_tab("Optimize", icon=viser.Icon.CHART_LINE):
         optimize = add_optimize_panel(server, studio)
-    viewer = Viewer(server, studio, scene, tabs, jobs, capture, cameras, runs, reconstruct, optimize)
+    with tabs.add_tab("Path", icon=viser.Icon.ROUTE):
+        paths = add_paths_panel(server, studio, scene)
+    with tabs.add_tab("Compare", icon=viser.Icon.SWITCH_HORIZONTAL):
+        compare = add_compare_panel(server, studio)
+    viewer = Viewer(
+        server, studio, scene, tabs, jobs, capture, cameras, runs, reconstruct, optimize, paths, compare
+    )
     studio.subscribe(viewer.on_change)
     for topic in (CAPTURE, RUNS, SCENE):
         viewer.on_change(topic)
@@ -113,6 +147,7 @@ class StudioServer:
 
     def stop(self) -> None:
         """Cancel jobs, stop the worker, close the port."""
+        self.viewer.compare.renderer.close()
         self.studio.close()
         self.server.stop()
 

@@ -20,3 +20,19 @@ def splats(slot: str) -> str:
 def frustum(index: int) -> str:
     """The frustum of frame ``index`` of the open capture."""
     return f"{FRUSTUMS}/{index:05d}"
+
+PATH = "/path"  # the camera path being edited: spline, keyframes, gizmos, playhead
+PATH_SPLINE = f"{PATH}/spline"
+PATH_PLAYHEAD = f"{PATH}/playhead"
+PATH_KEYFRAMES = f"{PATH}/keyframes"
+PATH_GIZMOS = f"{PATH}/gizmos"
+
+
+def path_keyframe(index: int) -> str:
+    """The frustum of keyframe ``index`` of the camera path."""
+    return f"{PATH_KEYFRAMES}/{index:04d}"
+
+
+def path_gizmo(index: int) -> str:
+    """The transform gizmo that moves keyframe ``index``."""
+    return f"{PATH_GIZMOS}/{index:04d}"

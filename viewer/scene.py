@@ -17,6 +17,8 @@ import viser
 
 from pipelines.cameras import Cameras
 from pipelines.capture.folder import Capture
+from pipelines.paths.auto import camera_extent, center_of_interest
+from pipelines.paths.auto import world_up as up_from_cameras
 from pipelines.transforms import rotmat_to_quat
 from studio.app import Shown
 from viewer import names
@@ -49,31 +51,19 @@ def capture_poses(capture: Capture) -> list[CameraPose]:
 
 def scene_extent(capture: Capture) -> float:
     """Largest distance of a camera centre from the centres' mean (1 for a single camera)."""
-    c = capture.cameras.centers().double()
-    r = float((c - c.mean(0)).norm(dim=-1).max()) if len(c) > 1 else 0.0
-    return r if r > 1e-6 else 1.0
+    return camera_extent(capture.cameras)
 
 
 def world_up(capture: Capture) -> np.ndarray:
-    """The mean of the cameras' up directions (camera -y), unit; +z when they cancel out."""
-    up = -capture.cameras.c2w[:, :3, 1].double().mean(0)
-    n = float(up.norm())
-    return (up / n).numpy() if n > 1e-6 else np.array([0.0, 0.0, 1.0])
+    """World up [3] from how the capture's cameras were held (:func:`pipelines.paths.world_up`)."""
+    return up_from_cameras(capture.cameras).numpy()
 
 
 def scene_target(capture: Capture) -> np.ndarray:
     """What the capture looks at: the median sparse point, else the point closest to every
     camera's optical axis (least squares), else a point ahead of the mean camera."""
     pts = capture.load_points()
-    if pts is not None and len(pts[0]):
-        return np.median(pts[0].astype(np.float64), axis=0)
-    c = capture.cameras.centers().double().numpy()
-    d = capture.cameras.forward_dirs().double().numpy()
-    P = np.eye(3)[None] - d[:, :, None] * d[:, None, :]  # [N, 3, 3] projectors off each axis
-    A, b = P.sum(0), np.einsum("nij,nj->i", P, c)
-    if np.linalg.eigvalsh(A)[0] > 0.05 * len(c):  # the axes converge somewhere
-        return np.linalg.solve(A, b)
-    return c.mean(0) + scene_extent(capture) * d.mean(0)
+    return center_of_interest(capture.cameras, None if pts is None else pts[0], prefer="points").numpy()
 
 
 def overview_pose(capture: Capture, up: np.ndarray) -> tuple[CameraPose, np.ndarray]:
@@ -122,6 +112,8 @@ class SceneView:
         self.looking_through: int | None = None  # frame whose frustum is hidden: the views sit in it
         self.points_visible = True
         self._shown: dict[str, Shown] = {}
+        self.slot_visible: dict[str, bool] = {}  # slot -> shown (the compare panel's A/B toggle)
+        self.slot_offset: dict[str, np.ndarray] = {}  # slot -> [3] world offset (side by side)
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- splats
@@ -140,7 +132,26 @@ class SceneView:
                     self.server.scene, names.splats(slot), arrays, self.splats.get(slot)
                 )
                 self.splat_counts[slot] = (arrays.num, arrays.num_total)
+                self._apply_layout(slot)
             self._shown = dict(shown)
+
+    def set_layout(self, visible: dict[str, bool], offsets: dict[str, np.ndarray]) -> None:
+        """Which slots are visible and where each is moved (world offset [3]); slots not named
+        are visible and in place."""
+        with self._lock:
+            self.slot_visible = dict(visible)
+            self.slot_offset = {k: np.asarray(v, dtype=np.float64) for k, v in offsets.items()}
+            for slot in self.splats:
+                self._apply_layout(slot)
+
+    def _apply_layout(self, slot: str) -> None:
+        handle = self.splats[slot]
+        visible = self.slot_visible.get(slot, True)
+        offset = self.slot_offset.get(slot, np.zeros(3))
+        if handle.visible != visible:
+            handle.visible = visible
+        if not np.allclose(handle.position, offset):
+            handle.position = tuple(float(x) for x in offset)
 
     # ---------------------------------------------------------------- capture
     def set_capture(

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from pipelines.cameras import Cameras, make_K
 from pipelines.capture.folder import Capture, default_splits
@@ -177,3 +178,109 @@ def render_capture(
         cams_path = root / "cameras.json"
     progress(1.0, f"wrote {n} frames to {root}")
     return CaptureFiles(root, video_path, gt_path, cams_path, n)
+
+
+def scene_points(
+    scene: Scene, cameras: Cameras, *, max_points: int = 20000, seed: int = 0
+) -> tuple[Tensor, Tensor]:
+    """Coloured surface points of ``scene`` seen by ``cameras`` (ray-cast at the cameras' size):
+    xyz [P, 3] float32 world and rgb [P, 3] uint8, at most ``max_points`` (a seeded random subset).
+    The exact counterpart of SfM's sparse points: what a 3DGS run initialises from."""
+    out = render(scene, cameras)
+    z = out.depth  # [V, H, W] z-depth, 0 where nothing is hit
+    cams = cameras.to(z.device)
+    v, u = torch.meshgrid(
+        torch.arange(cams.height, dtype=z.dtype) + 0.5,
+        torch.arange(cams.width, dtype=z.dtype) + 0.5,
+        indexing="ij",
+    )  # [H, W]
+    x = (u[None] - cams.cx[:, None, None]) / cams.fx[:, None, None] * z  # [V, H, W]
+    y = (v[None] - cams.cy[:, None, None]) / cams.fy[:, None, None] * z
+    p_cam = torch.stack([x, y, z], -1)  # [V, H, W, 3] OpenCV camera axes
+    p_world = torch.einsum("vij,vhwj->vhwi", cams.c2w[:, :3, :3], p_cam) + cams.c2w[:, None, None, :3, 3]
+    hit = z > 0  # [V, H, W]
+    xyz = p_world[hit]  # [P, 3]
+    rgb = (out.rgb.permute(0, 2, 3, 1)[hit].clamp(0, 1) * 255).round().to(torch.uint8)  # [P, 3]
+    if len(xyz) > max_points:
+        keep = torch.randperm(len(xyz), generator=torch.Generator().manual_seed(seed))[:max_points]
+        xyz, rgb = xyz[keep], rgb[keep]
+    return xyz.float(), rgb
+
+
+def gt_capture(
+    video: str | os.PathLike,
+    dest: str | os.PathLike,
+    *,
+    max_frames: int = 48,
+    max_side: int | None = None,
+    scene: Scene | None = None,
+    points_width: int = 64,
+    points_views: int = 8,
+    overwrite: bool = False,
+    progress: Progress = no_progress,
+    cancel: CancelToken | None = None,
+) -> Capture:
+    """A capture folder ``dest`` from a procedural video and the ``gt_cameras.json`` beside it,
+    with no SfM: ``max_frames`` frames are ingested as ``lrm-studio sfm`` ingests a video (the
+    sharpest of each window, ``max_side``), and each frame gets the ground-truth camera of its
+    decoded frame index (K scaled to the frame size). Splits: every 8th frame is a test frame.
+    ``scene``: the scene the video shows (e.g. the demo's); its surface points seen from the
+    training cameras (``points_views`` of them, evenly spread) at ``points_width`` px become
+    ``points.ply`` (else the capture has none). capture.json records ``"cameras": "ground
+    truth"`` and the source. Built beside ``dest`` and moved into place when complete
+    (pipelines.capture.staging)."""
+    from pipelines.capture.staging import staged_folder
+    from pipelines.capture.video import extract_video_frames
+    from pipelines.gaussians.ply import write_points_ply
+
+    video = Path(video)
+    gt_path = video.parent / GT_CAMERAS
+    if not gt_path.is_file():
+        raise FileNotFoundError(
+            f"{gt_path} is missing: a ground-truth capture needs the video's {GT_CAMERAS}"
+        )
+    gt_index, gt_cams, gt = read_gt_cameras(gt_path)
+    by_frame = {f: i for i, f in enumerate(gt_index)}
+    with staged_folder(dest, overwrite=overwrite) as tmp:
+        info, kept = extract_video_frames(
+            video, tmp / "images", target=max_frames, max_side=max_side,
+            progress=sub_progress(progress, 0.0, 0.8, "frames: "), cancel=cancel,
+        )  # fmt: skip
+        missing = [f.index for f in kept if f.index not in by_frame]
+        if missing:
+            raise ValueError(f"{gt_path} has no camera for decoded frame(s) {missing[:5]} of {video.name}")
+        from pipelines.capture.images import read_image
+
+        h, w = read_image(tmp / "images" / kept[0].name, apply_exif=False).shape[:2]
+        cams = gt_cams[[by_frame[f.index] for f in kept]].resize(w, h)
+        splits = default_splits(len(kept))
+        points = None
+        if scene is not None:
+            check(cancel)
+            progress(0.85, "surface points from the scene")
+            train = [i for i, s in enumerate(splits) if s == "train"]
+            train = [
+                train[j]
+                for j in np.linspace(0, len(train) - 1, min(points_views, len(train))).round().astype(int)
+            ]
+            small = cams[train].resize(points_width, max(1, round(points_width * h / w)))
+            xyz, rgb = scene_points(scene, small)
+            write_points_ply(tmp / "points.ply", xyz.numpy(), rgb.numpy())
+            points = "points.ply"
+        meta = {
+            "source": {
+                "type": "video",
+                "path": str(video.resolve()),
+                **{k: v for k, v in info.to_dict().items() if k != "path"},
+            },
+            "cameras": "ground truth",
+            "cameras_source": str(gt_path.resolve()),
+            "points": "ray-cast from the procedural scene" if points else None,
+            "frames": [{"name": f.name, "index": f.index, "time_s": round(f.time_s, 4)} for f in kept],
+            "settings": {"max_frames": max_frames, "max_side": max_side},
+            "scene": gt.get("scene"),
+        }
+        cap = Capture(tmp, [f"images/{f.name}" for f in kept], cams, splits, points=points, meta=meta)
+        cap.save()
+    progress(1.0, f"{len(kept)} frames with ground-truth cameras")
+    return Capture.load(dest)

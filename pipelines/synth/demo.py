@@ -127,3 +127,14 @@ if __name__ == "__main__":
     import tyro
 
     tyro.cli(main)
+
+
+def demo_scene_of(gt_meta: dict, config: DemoConfig = DemoConfig()):
+    """The demo's scene when ``gt_meta`` (a gt_cameras.json's contents) records that it was made
+    by :func:`make_demo` with ``config``; else None (the scene of another video is unknown)."""
+    scene_meta = gt_meta.get("scene") or {}
+    if scene_meta.get("generator") != "pipelines.synth.demo":
+        return None
+    if scene_meta.get("config") != _jsonable(asdict(config)):
+        return None
+    return room_scene(config.seed, config.room)

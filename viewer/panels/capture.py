@@ -100,14 +100,21 @@ def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel
             accept=ACCEPT,
             hint=f"A video, a photo or a .zip of photos; at most {config.upload_limit_mb} MiB",
         )
+        from studio.demo import DEMO_NAME, demo_video
+
+        demo = demo_video() if studio.config.demo else None  # SfM on the demo: recover its cameras
         source = server.gui.add_text(
-            "Source", initial_value="", hint="A video file or a folder of photos on the server"
+            "Source",
+            initial_value=str(demo) if demo else "",
+            hint="A video file or a folder of photos on the server",
         )
         source_info = server.gui.add_markdown(
             "Upload a video, a photo or a .zip of photos, or type a path on the server."
         )
         name = server.gui.add_text(
-            "Name", initial_value="", hint="Folder name of the new capture in the workspace"
+            "Name",
+            initial_value=f"{DEMO_NAME}-sfm" if demo else "",
+            hint="Folder name of the new capture in the workspace",
         )
         frames = server.gui.add_slider("Frames", min=8, max=400, step=1, initial_value=150)
         ingest = server.gui.add_button(

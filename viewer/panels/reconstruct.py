@@ -1,43 +1,92 @@
 """Reconstruct panel: run a feed-forward model on the open capture (a job; the new run is shown
-as A when done). *Live* (streaming models: tttLRM) feeds the capture's frames in order, a chunk
-at a time, and the splats in slot A update after every chunk."""
+as A when done). *Model* lists the weights files found (shipped ``assets/models/*.safetensors``,
+the workspace's ``weights/`` folder) and the registered models (``studio.models``); the default
+is Long-LRM tiny-demo when it ships. *Live* (streaming models: tttLRM) feeds the capture's frames
+in order, a chunk at a time, and the splats in slot A update after every chunk. Choosing GeoLRM
+for a capture that is not object-centric shows a warning (and the run asks for a second click)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import viser
 
 from pipelines.models.base import supports_streaming
 from studio.app import Studio
+from studio.models import ModelChoice, default_choice
 from viewer.notify import notify
 
 NO_MODELS = "(no models)"
 LIVE_HINT = "Feed the frames in order, a chunk at a time; the splats in A update after every chunk"
+OBJECT_MODELS = ("geolrm",)  # models that assume an object-centric capture
 
 
 @dataclass
 class ReconstructPanel:
-    model: viser.GuiDropdownHandle  # registered model
-    preset: viser.GuiTextHandle  # preset name; empty: the model's default (shipped weights)
+    model: viser.GuiDropdownHandle  # a ModelChoice label
+    preset: viser.GuiTextHandle  # preset name; empty: the choice's (or the model's default)
     views: viser.GuiNumberHandle  # input views; 0: the model's default
     live: viser.GuiCheckboxHandle  # stream chunk by chunk (streaming models only)
     chunk_views: viser.GuiNumberHandle  # views per chunk when live; 0: the model's update interval
+    warning: viser.GuiMarkdownHandle  # why the chosen model may not suit the capture
     run: viser.GuiButtonHandle
+    choices: dict[str, ModelChoice] = field(default_factory=dict)  # label -> choice
+    confirmed: bool = False  # the warning was seen once: the next click runs anyway
+
+    @property
+    def choice(self) -> ModelChoice | None:
+        return self.choices.get(self.model.value)
+
+    def refresh_choices(self, studio: Studio) -> None:
+        """Re-read the weights folders (new files appear after a rescan or a new capture)."""
+        found = studio.model_choices()
+        self.choices = {c.label: c for c in found}
+        options = tuple(self.choices) or (NO_MODELS,)
+        if tuple(self.model.options) != options:
+            current = self.model.value
+            self.model.options = options
+            if current in self.choices:
+                self.model.value = current
+            else:
+                default = default_choice(found)
+                self.model.value = default.label if default else NO_MODELS
+
+    def object_warning(self, studio: Studio) -> str:
+        """The warning for an object-centric model on this capture ('' when none applies)."""
+        c = self.choice
+        if c is None or c.model not in OBJECT_MODELS or studio.capture is None:
+            return ""
+        verdict = studio.object_centric()
+        if verdict.ok:
+            return ""
+        return (
+            f"**Warning:** {c.model} reconstructs one object seen from around it; "
+            f"{studio.capture.name} does not look object-centric: {verdict.reason}. "
+            "Long-LRM suits wide scenes."
+        )
 
     def refresh(self, studio: Studio) -> None:
-        streams = self.model.value != NO_MODELS and supports_streaming(self.model.value)
+        c = self.choice
+        streams = c is not None and supports_streaming(c.model)
         self.live.disabled = not streams
         if not streams and self.live.value:
             self.live.value = False
         self.chunk_views.disabled = not (streams and self.live.value)
-        self.run.disabled = studio.capture is None or self.model.value == NO_MODELS
+        self.run.disabled = studio.capture is None or c is None
+        text = self.object_warning(studio)
+        self.warning.content = text
+        self.warning.visible = bool(text)
+        self.confirmed = False
 
     def submit(self, studio: Studio):
         """Queue the job the widgets describe (the Run button's action); returns its JobState."""
+        c = self.choice
+        if c is None:
+            raise ValueError("no model to run: put a .safetensors file in the workspace's weights folder")
         return studio.submit_reconstruct(
-            self.model.value,
-            preset=self.preset.value.strip() or None,
+            c.model,
+            preset=self.preset.value.strip() or None,  # a file's architecture comes from its metadata
+            weights=c.weights,
             views=int(self.views.value) or None,
             live=bool(self.live.value),
             chunk_views=int(self.chunk_views.value) or None,
@@ -47,22 +96,36 @@ class ReconstructPanel:
 
 def add_reconstruct_panel(server: viser.ViserServer, studio: Studio) -> ReconstructPanel:
     """Widgets in the current GUI container; refreshed by the viewer on CAPTURE."""
-    models = studio.capabilities.models or (NO_MODELS,)
-    default = "ttt-lrm" if "ttt-lrm" in models else models[0]
+    found = studio.model_choices()
+    default = default_choice(found)
+    options = tuple(c.label for c in found) or (NO_MODELS,)
     panel = ReconstructPanel(
-        model=server.gui.add_dropdown("Model", options=models, initial_value=default),
+        model=server.gui.add_dropdown(
+            "Model", options=options, initial_value=default.label if default else NO_MODELS,
+            hint=f"weights in {studio.weights_dir} and assets/models, then the registered models",
+        ),
         preset=server.gui.add_text("Preset", initial_value="", hint="e.g. tiny, official-ar; empty: default"),
         views=server.gui.add_number("Views", initial_value=0, min=0, step=1, hint="0: the model's default"),
         live=server.gui.add_checkbox("Live", initial_value=False, hint=LIVE_HINT),
         chunk_views=server.gui.add_number(
             "Views per chunk", initial_value=0, min=0, step=1, hint="0: the model's update interval"
         ),
+        warning=server.gui.add_markdown("", visible=False),
         run=server.gui.add_button("Reconstruct", icon=viser.Icon.PLAYER_PLAY),
-    )
+        choices={c.label: c for c in found},
+    )  # fmt: skip
 
     @panel.model.on_update
     def _(event: viser.GuiEvent) -> None:
         panel.refresh(studio)
+        if panel.warning.visible and event.client is not None:
+            notify(
+                server,
+                "Not an object-centric capture",
+                panel.warning.content,
+                kind="warning",
+                client=event.client,
+            )
 
     @panel.live.on_update
     def _(event: viser.GuiEvent) -> None:
@@ -70,6 +133,13 @@ def add_reconstruct_panel(server: viser.ViserServer, studio: Studio) -> Reconstr
 
     @panel.run.on_click
     def _(event: viser.GuiEvent) -> None:
+        text = panel.object_warning(studio)
+        if text and not panel.confirmed:
+            panel.confirmed = True  # the warning was seen; a second click runs anyway
+            again = text + " Click Reconstruct again to run it anyway."
+            notify(server, "Not an object-centric capture", again, kind="warning", client=event.client)
+            return
+        panel.confirmed = False
         try:
             job = panel.submit(studio)
         except ValueError as e:

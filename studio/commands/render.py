@@ -1,0 +1,190 @@
+"""``lrm-studio render RUN --path PATH.json --out VIDEO.mp4 [--compare RUN2] [--height 480]``.
+
+Renders a run's Gaussians along a camera path into an H.264 MP4 on the server (gsplat on CUDA,
+our numba renderer on the CPU), or two runs of the same capture side by side (A | B) with their
+labels, with a progress bar; Ctrl-C cancels and leaves any earlier file at --out untouched.
+
+PATH is a camera_path.json: one saved from the studio (CAPTURE/paths/<name>.json) or one written
+by nerfstudio's viewer. Paths made in nerfstudio live in its normalized world: give
+``--dataparser-transforms`` (outputs/.../dataparser_transforms.json) and, when ns-process-data
+made the dataset from the same COLMAP model, ``--transforms-json`` (its applied_transform).
+``--auto orbit`` / ``--auto inputs`` render an automatic path of the run's capture instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from pipelines.capture.folder import Capture
+from pipelines.fileio import read_json
+from pipelines.paths import CameraPath, input_cameras_path, nerfstudio_world, orbit_path, read_camera_path
+from pipelines.paths.video import Panel, VideoResult, render_video
+from pipelines.progress import Cancelled, CancelToken, Progress, no_progress
+from studio.workspace import Run
+
+log = logging.getLogger(__name__)
+
+AutoPath = Literal["orbit", "inputs"]
+
+
+def run_label(run: Run, other: Run | None = None) -> str:
+    """The label drawn over a run: its method, plus its id when both runs share the method."""
+    method = str(run.info.get("method", "?"))
+    if other is not None and str(other.info.get("method", "?")) == method:
+        return f"{method} {run.id}"
+    return method
+
+
+def load_path(
+    capture: Capture,
+    *,
+    path_file: Path | None = None,
+    auto: AutoPath | None = None,
+    dataparser_transforms: Path | None = None,
+    transforms_json: Path | None = None,
+    duration_s: float | None = None,
+    fps: float | None = None,
+) -> CameraPath:
+    """The camera path to render: a file (in nerfstudio's world when its transforms are given)
+    or an automatic path of ``capture``; ``duration_s`` / ``fps`` override the path's."""
+    from dataclasses import replace
+
+    if (path_file is None) == (auto is None):
+        raise ValueError("give exactly one of --path PATH.json and --auto orbit|inputs")
+    if path_file is not None:
+        world = None
+        if dataparser_transforms is not None or transforms_json is not None:
+            applied = (
+                read_json(transforms_json).get("applied_transform") if transforms_json is not None else None
+            )
+            world = nerfstudio_world(dataparser_transforms, applied)
+        path = read_camera_path(path_file, world=world)
+    else:
+        pts = capture.load_points()
+        points = None if pts is None else pts[0]
+        make = orbit_path if auto == "orbit" else input_cameras_path
+        path = make(capture.cameras, points=points)
+    if duration_s is not None:
+        path = path.with_duration(duration_s)
+    if fps is not None:
+        path = replace(path, fps=fps)
+    return path
+
+
+def render_runs(
+    run_dir: Path,
+    path: CameraPath,
+    out: Path,
+    *,
+    compare: Path | None = None,
+    height: int = 480,
+    width: int | None = None,
+    device: str = "auto",
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    progress: Progress = no_progress,
+    cancel: CancelToken | None = None,
+) -> VideoResult:
+    """A video of one run, or of two runs of one capture side by side, along ``path``."""
+    a = Run.load(run_dir)
+    runs = [a]
+    if compare is not None:
+        b = Run.load(compare)
+        if b.capture_root.resolve() != a.capture_root.resolve():
+            raise ValueError(
+                f"{b.path} belongs to capture {b.capture_root.name!r}, {a.path} to {a.capture_root.name!r}: "
+                "a camera path lives in one capture's world, so compare runs of the same capture"
+            )
+        runs.append(b)
+    panels = []
+    for i, r in enumerate(runs):
+        other = runs[1 - i] if len(runs) == 2 else None
+        panels.append(Panel(r.gaussians(), run_label(r, other)))
+    return render_video(
+        panels,
+        path,
+        out,
+        height=height,
+        width=width,
+        device=device,
+        background=background,
+        progress=progress,
+        cancel=cancel,
+    )
+
+
+def main(
+    run: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="RUN")],
+    out: Path,
+    path: Path | None = None,
+    auto: AutoPath | None = None,
+    compare: Path | None = None,
+    height: int = 480,
+    width: int | None = None,
+    device: str = "auto",
+    duration: float | None = None,
+    fps: float | None = None,
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    dataparser_transforms: Path | None = None,
+    transforms_json: Path | None = None,
+) -> int:
+    """Render a run (or two runs side by side) along a camera path into an MP4.
+
+    Args:
+        run: a run folder (CAPTURE/runs/<run-id>).
+        out: the MP4 to write (replaced atomically when the render finishes).
+        path: a camera_path.json (the studio's or nerfstudio's).
+        auto: an automatic path of the run's capture instead: orbit or inputs.
+        compare: a second run of the same capture, shown on the right (A | B).
+        height: frame height in pixels per run (rounded down to even).
+        width: frame width per run (default: the path's aspect ratio, rounded to even).
+        device: auto (CUDA when available), cpu, cuda, cuda:1, ...
+        duration: seconds (default: the path's).
+        fps: frames per second (default: the path's).
+        background: RGB in [0, 1] behind the Gaussians.
+        dataparser_transforms: nerfstudio's dataparser_transforms.json, for paths made in nerfstudio.
+        transforms_json: the nerfstudio dataset's transforms.json (its applied_transform).
+    """
+    from studio.console import console, ctrl_c_cancels, progress_bar, setup_logging
+
+    setup_logging()
+    try:
+        capture = Capture.load(Run.load(run).capture_root)
+        camera_path = load_path(
+            capture,
+            path_file=path,
+            auto=auto,
+            dataparser_transforms=dataparser_transforms,
+            transforms_json=transforms_json,
+            duration_s=duration,
+            fps=fps,
+        )
+        with ctrl_c_cancels() as token, progress_bar("render") as report:
+            result = render_runs(
+                run,
+                camera_path,
+                out,
+                compare=compare,
+                height=height,
+                width=width,
+                device=device,
+                background=background,
+                progress=report,
+                cancel=token,
+            )
+    except Cancelled:
+        console.print(f"[yellow]cancelled; {out} not written")
+        return 130
+    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        return 1
+    fps_render = result.frames / result.render_s if result.render_s > 0 else float("inf")
+    console.print(
+        f"{result.path}: {result.frames} frames, {result.width}x{result.height}, {result.fps:g} fps; "
+        f"rendered on {result.device} at {fps_render:.2f} frames/s "
+        f"({result.encode_s:.1f} s composing + encoding)"
+    )
+    return 0

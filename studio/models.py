@@ -1,0 +1,104 @@
+"""The feed-forward models the Reconstruct panel offers: weights files found on disk plus the
+registered models with their default weights.
+
+- Shipped weights: ``assets/models/<model>-<preset>.safetensors`` (the convention of
+  ``pipelines.models.checkpoints.shipped_weights``); the model is the longest registered name
+  that prefixes the file name, the rest is the preset.
+- Workspace weights: ``WORKSPACE/weights/*.safetensors`` (from ``lrm-studio weights import`` or
+  training); the model is the file's ``model`` metadata, else its name prefix as above.
+- Every registered model with no file (its preset or shipped weights resolve as
+  ``lrm-studio reconstruct --model NAME`` does).
+
+The default is Long-LRM ``tiny-demo`` when its shipped weights are present (small, CPU-fast),
+else the first file found, else tttLRM, else the first registered model.
+
+Examples:
+    >>> choices = model_choices(Path("ws/weights"))          # doctest: +SKIP
+    >>> [c.label for c in choices]                           # doctest: +SKIP
+    ['long-lrm tiny-demo (shipped)', 'long-lrm', 'geolrm', 'ttt-lrm']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.models.checkpoints import ASSETS_MODELS
+
+WEIGHTS_DIR = "weights"  # the workspace's weights folder
+DEFAULT_CHOICE = ("long-lrm", "tiny-demo")  # (model, preset) preferred when shipped
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One dropdown entry. weights: the file (None: the model's default); preset: the shipped
+    file's preset (None for workspace files: read from the file's metadata or shapes)."""
+
+    label: str
+    model: str
+    weights: Path | None = None
+    preset: str | None = None
+    origin: str = "registered"  # "shipped" | "workspace" | "registered"
+
+
+def model_of_name(stem: str, models: tuple[str, ...]) -> tuple[str, str] | None:
+    """(model, rest) for a file stem ``<model>-<rest>`` of a registered model (longest match)."""
+    for m in sorted(models, key=len, reverse=True):
+        if stem.startswith(m + "-") and len(stem) > len(m) + 1:
+            return m, stem[len(m) + 1 :]
+        if stem == m:
+            return m, ""
+    return None
+
+
+def _metadata_model(path: Path) -> str | None:
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("model")
+    except Exception:
+        return None
+
+
+def model_choices(
+    workspace_weights: Path | None, *, shipped: Path = ASSETS_MODELS, models: tuple[str, ...] | None = None
+) -> list[ModelChoice]:
+    """Choices in order: shipped files, workspace files, then the registered models (module doc)."""
+    if models is None:
+        from pipelines.models.base import MODELS
+
+        models = tuple(sorted(MODELS))
+    out: list[ModelChoice] = []
+    for path in sorted(shipped.glob("*.safetensors")) if shipped.is_dir() else []:
+        found = model_of_name(path.stem, models)
+        if found is not None:
+            m, preset = found
+            out.append(ModelChoice(f"{m} {preset} (shipped)", m, path, preset or None, "shipped"))
+    ws_files = (
+        sorted(workspace_weights.glob("*.safetensors"))
+        if workspace_weights and workspace_weights.is_dir()
+        else []
+    )
+    for path in ws_files:
+        m = _metadata_model(path)
+        if m not in models:
+            found = model_of_name(path.stem, models)
+            m = found[0] if found else None
+        if m is not None:
+            out.append(ModelChoice(f"{m}: {path.name} (workspace)", m, path, None, "workspace"))
+    out.extend(ModelChoice(m, m) for m in models)
+    return out
+
+
+def default_choice(choices: list[ModelChoice], fallback: str = "ttt-lrm") -> ModelChoice | None:
+    """Long-LRM tiny-demo when shipped, else the first file, else the registered model
+    ``fallback``, else the first choice."""
+    for c in choices:
+        if c.origin == "shipped" and (c.model, c.preset) == DEFAULT_CHOICE:
+            return c
+    files = [c for c in choices if c.weights is not None]
+    if files:
+        return files[0]
+    named = [c for c in choices if c.origin == "registered" and c.model == fallback]
+    return named[0] if named else (choices[0] if choices else None)

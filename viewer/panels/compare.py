@@ -1,0 +1,246 @@
+"""Compare panel: results A and B of the scene against each other.
+
+- A/B toggle: a button and the hotkey **T** (viser's command palette, ``gui.add_command`` with
+  ``hotkey="T"``; also listed in the palette, Ctrl/Cmd+K): shows only A, then only B, ...;
+  *Show both* puts both back.
+- Side by side: B moved beside A along the capture's right axis (``studio.side_offset``).
+- Split view: A | B rendered on the server (``pipelines.gaussians.render``, exact SH) from the
+  view of the tab that last moved, with a draggable divider (slider 0..1), shown as an image in
+  the panel. Renders run on one background thread, at most one every ``min_interval_s``, the
+  latest view only; callbacks only record the request.
+- Held-out views: ground truth | A | B per test frame with per-view PSNR / SSIM, means, time and
+  Gaussians (a job: ``studio.submit_heldout``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import viser
+
+from studio.app import Studio
+from studio.compare import split_view, view_camera
+from viewer.notify import notify
+
+log = logging.getLogger(__name__)
+
+TOGGLE_HOTKEY = "T"
+
+
+def _blank(width: int = 4, height: int = 3) -> np.ndarray:
+    return np.zeros((height, width, 3), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """A tab's view: R_world_camera wxyz [4] (OpenCV axes), position [3], vertical fov (rad),
+    aspect width / height."""
+
+    wxyz: np.ndarray
+    position: np.ndarray
+    fov_y_rad: float
+    aspect: float
+
+
+@dataclass(eq=False)
+class SplitRenderer:
+    """Renders the split view on a background thread: :meth:`request` records the latest view
+    (any thread, returns at once); the thread renders it at ``width`` px wide, at most once per
+    ``min_interval_s``, and assigns the image to ``image``."""
+
+    studio: Studio
+    image: viser.GuiImageHandle
+    width: int = 256
+    min_interval_s: float = 0.25
+    device: str = "auto"
+    renders: int = 0  # completed renders (tests read it)
+    last_error: str | None = None
+    _latest: ViewRequest | None = None
+    _pending: bool = False
+    _wake: threading.Condition = field(default_factory=threading.Condition)
+    _closed: bool = False
+    _thread: threading.Thread | None = None
+
+    def request(self, view: ViewRequest | None = None) -> None:
+        """Render ``view`` (None: the last view again, e.g. after the divider moved)."""
+        with self._wake:
+            if view is not None:
+                self._latest = view
+            if self._latest is None:
+                return
+            self._pending = True
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="lrm-studio-split", daemon=True)
+                self._thread.start()
+            self._wake.notify_all()
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+
+    def _loop(self) -> None:
+        last = 0.0
+        while True:
+            with self._wake:
+                while not self._pending and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+            wait = self.min_interval_s - (time.monotonic() - last)
+            if wait > 0:
+                time.sleep(wait)  # throttle: requests meanwhile collapse into the latest
+            with self._wake:
+                view, self._pending = self._latest, False
+            state = self.studio.compare_state
+            if view is None or not state.split_enabled:
+                continue
+            last = time.monotonic()
+            try:
+                self.image.image = self.render(view, state.split)
+                self.renders += 1
+                self.last_error = None
+            except Exception as e:  # shown in the panel's log; the next request tries again
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.exception("split view render failed")
+
+    def render(self, view: ViewRequest, split: float) -> np.ndarray:
+        shown = self.studio.shown
+        w = int(self.width)
+        h = max(2, round(w / max(view.aspect, 1e-3)))
+        cam = view_camera(view.wxyz, view.position, view.fov_y_rad, w, h)
+        a, b = shown.get("A"), shown.get("B")
+        return split_view(
+            a.gaussians if a else None, b.gaussians if b else None, cam, split=split, device=self.device
+        )
+
+
+@dataclass(repr=False)
+class ComparePanel:
+    status: viser.GuiMarkdownHandle
+    toggle: viser.GuiButtonHandle
+    both: viser.GuiButtonHandle
+    toggle_command: viser.CommandHandle  # hotkey T
+    side_by_side: viser.GuiCheckboxHandle
+    split_enabled: viser.GuiCheckboxHandle
+    divider: viser.GuiSliderHandle
+    split_image: viser.GuiImageHandle
+    heldout_run: viser.GuiButtonHandle
+    heldout_table: viser.GuiMarkdownHandle
+    heldout_image: viser.GuiImageHandle
+    renderer: SplitRenderer
+
+    def refresh(self, studio: Studio) -> None:
+        state = studio.compare_state
+        shown = studio.shown
+        names = {s: (shown[s].label if s in shown else "empty") for s in ("A", "B")}
+        visible = {"both": "A and B", "A": "A only", "B": "B only"}[state.showing]
+        self.status.content = (
+            f"**A:** {names['A']}  \n**B:** {names['B']}  \nShowing **{visible}**"
+            + (" side by side" if state.side_by_side else "")
+            + f"  \nToggle A/B: press **{TOGGLE_HOTKEY}** in the 3D view"
+        )
+        if self.side_by_side.value != state.side_by_side:
+            self.side_by_side.value = state.side_by_side
+        if self.split_enabled.value != state.split_enabled:
+            self.split_enabled.value = state.split_enabled
+        if abs(self.divider.value - state.split) > 1e-6:
+            self.divider.value = state.split
+        self.split_image.visible = state.split_enabled
+        self.heldout_run.disabled = studio.capture is None or "A" not in shown or shown["A"].run_id is None
+        h = state.heldout
+        if h is None:
+            self.heldout_table.content = (
+                "Show finished runs as A and B, then compare them on the held-out views."
+            )
+            self.heldout_image.visible = False
+        else:
+            self.heldout_table.content = h.markdown()
+            self.heldout_image.image = h.image
+            self.heldout_image.visible = True
+
+
+def add_compare_panel(server: viser.ViserServer, studio: Studio) -> ComparePanel:
+    """Widgets in the current GUI container; the viewer refreshes it on COMPARE, SCENE, RUNS."""
+    status = server.gui.add_markdown("")
+    toggle = server.gui.add_button(f"Toggle A/B ({TOGGLE_HOTKEY})", icon=viser.Icon.SWITCH_HORIZONTAL)
+    both = server.gui.add_button("Show both")
+    command = server.gui.add_command(
+        "Toggle A/B", description="Show only result A, then only B", hotkey=TOGGLE_HOTKEY
+    )
+    side = server.gui.add_checkbox(
+        "Side by side", initial_value=False, hint="B beside A along the capture's right axis"
+    )
+    with server.gui.add_folder("Split view (server render)"):
+        split_enabled = server.gui.add_checkbox(
+            "Split view",
+            initial_value=False,
+            hint="A left of the divider, B right; rendered on the server with SH",
+        )
+        divider = server.gui.add_slider("Divider", min=0.0, max=1.0, step=0.01, initial_value=0.5)
+        split_image = server.gui.add_image(_blank(), label="A | B", format="jpeg", visible=False)
+    with server.gui.add_folder("Held-out views"):
+        heldout_run = server.gui.add_button("Compare on held-out views", icon=viser.Icon.TABLE)
+        heldout_table = server.gui.add_markdown("")
+        heldout_image = server.gui.add_image(
+            _blank(), label="ground truth | A | B", format="jpeg", visible=False
+        )
+    import torch
+
+    renderer = SplitRenderer(studio, split_image, width=640 if torch.cuda.is_available() else 256)
+    panel = ComparePanel(
+        status, toggle, both, command, side, split_enabled, divider, split_image, heldout_run, heldout_table,
+        heldout_image, renderer,
+    )  # fmt: skip
+
+    def on_view(client: viser.ClientHandle) -> None:
+        if not studio.compare_state.split_enabled:
+            return
+        cam = client.camera
+        renderer.request(
+            ViewRequest(np.asarray(cam.wxyz), np.asarray(cam.position), float(cam.fov), float(cam.aspect))
+        )
+
+    @server.on_client_connect
+    def _(client: viser.ClientHandle) -> None:
+        @client.camera.on_update
+        def _(camera) -> None:
+            on_view(client)
+
+    toggle.on_click(lambda _e: studio.toggle_ab())
+    command.on_trigger(lambda _e: studio.toggle_ab())
+    both.on_click(lambda _e: studio.set_showing("both"))
+
+    @side.on_update
+    def _(event: viser.GuiEvent) -> None:
+        try:
+            studio.set_side_by_side(bool(side.value))
+        except ValueError as e:
+            notify(server, "Side by side", str(e), kind="error", client=event.client)
+
+    @split_enabled.on_update
+    def _(event: viser.GuiEvent) -> None:
+        studio.set_split(enabled=bool(split_enabled.value))
+        if split_enabled.value and event.client is not None:
+            on_view(event.client)
+
+    @divider.on_update
+    def _(event: viser.GuiEvent) -> None:
+        studio.set_split(split=float(divider.value))
+        renderer.request()
+
+    @heldout_run.on_click
+    def _(event: viser.GuiEvent) -> None:
+        try:
+            job = studio.submit_heldout()
+        except ValueError as e:
+            notify(server, "Cannot compare", str(e), kind="error", client=event.client)
+            return
+        notify(server, "Queued", job.title, kind="info", client=event.client)
+
+    panel.refresh(studio)
+    return panel
