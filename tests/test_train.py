@@ -64,7 +64,7 @@ def params(path) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------------------ learning
-@pytest.mark.parametrize("model,preset,steps", [("long-lrm", "tiny-demo", 8), ("ttt-lrm", "tiny", 14)])
+@pytest.mark.parametrize("model,preset,steps", [("long-lrm", "tiny-demo", 10), ("ttt-lrm", "tiny", 30)])
 def test_loss_decreases_on_fixed_batch(model, preset, steps, seed):
     adapter = make_adapter(model, preset, seed=seed)
     src = FixedSource(2, seed)
@@ -79,7 +79,7 @@ def test_loss_decreases_on_fixed_batch(model, preset, steps, seed):
         opt.step()
         losses.append(float(terms["total"].detach()))
     assert all(math.isfinite(v) for v in losses), losses
-    assert min(losses[-2:]) < 0.6 * losses[0], losses
+    assert min(losses[-3:]) < 0.85 * losses[0] and losses[-1] < min(losses[:3]), losses
 
 
 def test_resume_continues_exactly(tmp_path, seed):
