@@ -87,6 +87,19 @@ with tempfile.TemporaryDirectory() as tmp:
     run = optimize(cap.root, preset="cuda-30k", device="cuda")
     print((run / "run.json").read_text())
 PY
+
+# ---------------------------------------------------------------- Training (feed-forward)
+# bf16 autocast + gradient checkpointing lower the loss; checkpointing keeps the gradients;
+# 2-process NCCL step == one process on the whole batch (skipped with fewer than 2 GPUs)
+$PY -m pytest -q -rs -m gpu tests/test_train_gpu.py
+# the CLI end to end on CUDA (procedural stream, 200 steps of the tiny recipe), then DDP over every GPU
+$PY -m studio.cli train --recipe long-lrm-tiny --out "$OUT/train_tiny" --steps 200 --device cuda --eval-every 200
+NGPU=$($PY -c "import torch; print(torch.cuda.device_count())")
+if [ "$NGPU" -ge 2 ]; then
+  $PY -m torch.distributed.run --nproc_per_node "$NGPU" -m studio.cli train --recipe long-lrm-tiny \
+      --out "$OUT/train_tiny_ddp" --steps 100 --device cuda
+fi
+
 # ---------------------------------------------------------------- Camera paths and videos
 # gsplat frames along a path vs our CPU renderer's (PSNR > 35 dB), an A | B MP4 rendered on CUDA
 $PY -m pytest -q -m gpu tests/test_paths_gpu.py

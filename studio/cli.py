@@ -30,6 +30,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("studio.commands.render:main", "runs along a camera path into an MP4 (A | B side by side)"),
     "weights import": ("studio.commands.weights:main", "convert an official checkpoint to safetensors"),
     "optimize": ("studio.commands.optimize:main", "3DGS optimization of a capture (gsplat's recipe; CPU or CUDA)"),
+    "train": ("studio.commands.train:main", "train a feed-forward model (synth or scenes; DDP via torchrun)"),
+    "train export": ("studio.commands.train:export", "a training checkpoint -> safetensors"),
+    "train eval": ("studio.commands.train:evaluate", "held-out PSNR: model vs two trivial baselines"),
     "eval": ("studio.commands.eval:main", "PSNR / SSIM / LPIPS of a run on its capture's test split"),
     "bench optimize": ("studio.bench.optimize:main", "3DGS optimizer: CPU steps/s; on CUDA ours vs gsplat's trainer"),
 }

@@ -7,8 +7,9 @@ ray-casts only the selected views. Any worker or DDP rank can therefore produce 
 
 View-selection rules (see shared/reference/long_lrm.md §2.6 and geolrm.md §2, §4):
 
-- ``sampling="long-lrm"`` (room scenes, wide coverage): a hand-held walk-through or look-around
-  of ``trajectory_frames`` frames; a contiguous window of ``window`` frames; ``num_inputs``
+- ``sampling="long-lrm"`` (room scenes, wide coverage): a hand-held walk-through, look-around
+  or (rooms with a centre table) an orbit around the table like the demo capture, of
+  ``trajectory_frames`` frames; a contiguous window of ``window`` frames; ``num_inputs``
   inputs spread uniformly over the window (``linspace``, rounded); ``num_targets`` targets drawn
   at random from the window (they may coincide with inputs when ``target_has_input``, otherwise
   they are drawn from the window's other frames); the input order is reversed with probability
@@ -20,13 +21,13 @@ View-selection rules (see shared/reference/long_lrm.md §2.6 and geolrm.md §2, 
   are a random subset of ``orthogonal_inputs`` of the orthogonal views followed by
   ``extra_inputs`` of the extra target views (so 1-7 inputs by default, as GeoLRM's stage 2).
 
-Targets come with their z-depth (0 where no surface) and surface mask. Cameras are in the
+Inputs and targets come with their z-depth (0 where no surface) and surface mask. Cameras are in the
 scene's world frame (z up); models apply their own normalization.
 
 Examples:
     >>> ex = make_example(PRESETS["long-lrm-tiny"], seed=0, index=3)
-    >>> ex.inputs.images.shape, ex.target_depth.shape
-    (torch.Size([8, 3, 64, 64]), torch.Size([4, 64, 64]))
+    >>> ex.inputs.images.shape, ex.target_depth.shape, ex.input_depth.shape
+    (torch.Size([8, 3, 64, 64]), torch.Size([4, 64, 64]), torch.Size([8, 64, 64]))
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ class StreamConfig:
 
     width, height: image size; supersample: k x k antialiasing of the renders; fov_y_deg:
     vertical field of view. long-lrm: num_inputs, num_targets, trajectory_frames, window (min,
-    max frames), target_has_input, reverse_prob, shuffle_prob, trajectories (walk-through and/or
-    look-around), room. geolrm: orbit_views, extra_views, orthogonal_inputs and extra_inputs
+    max frames), target_has_input, reverse_prob, shuffle_prob, trajectories (walk-through,
+    look-around and/or orbit; orbit needs ``room.centerpiece``), orbit_span_deg (range of the
+    orbit's azimuth span), room. geolrm: orbit_views, extra_views, orthogonal_inputs and extra_inputs
     (min, max counts), extra_targets, orbit_radius, elevation_deg (orbit elevation range),
     object.
     """
@@ -74,6 +76,7 @@ class StreamConfig:
     reverse_prob: float = 0.5
     shuffle_prob: float = 0.5
     trajectories: tuple[str, ...] = ("walk-through", "look-around")
+    orbit_span_deg: tuple[float, float] = (200.0, 330.0)
     room: RoomConfig = field(default_factory=RoomConfig)
     # geolrm
     orbit_views: int = 24
@@ -94,8 +97,11 @@ class StreamConfig:
         assert self.target_has_input or self.num_targets <= self.window[0] - self.num_inputs, (
             "window too small"
         )
-        assert set(self.trajectories) <= {"walk-through", "look-around"} and self.trajectories, (
+        assert set(self.trajectories) <= {"walk-through", "look-around", "orbit"} and self.trajectories, (
             self.trajectories
+        )
+        assert "orbit" not in self.trajectories or self.room.centerpiece, (
+            "orbit trajectories circle the centre table: set room=RoomConfig(centerpiece=True, ...)"
         )
         assert self.orbit_views % 4 == 0, (
             f"orbit_views must split into 4 orthogonal views, got {self.orbit_views}"
@@ -110,6 +116,15 @@ PRESETS: dict[str, StreamConfig] = {
         "long-lrm", 64, 64, num_inputs=8, num_targets=4, trajectory_frames=96, window=(48, 96)
     ),
     "geolrm-tiny": StreamConfig("geolrm", 64, 64, fov_y_deg=39.6),
+    # the demo capture's domain (assets/demo): hand-held orbits around a table in a room, 50 deg
+    # vertical field of view, 8 inputs spread over most of the orbit, at the 112 x 64 that
+    # Long-LRM / tttLRM tiny presets feed the network for a 16:9 capture
+    "demo-tiny": StreamConfig(
+        "long-lrm", 112, 64, fov_y_deg=50.0, num_inputs=8, num_targets=6, trajectory_frames=48,
+        window=(36, 48), trajectories=("orbit",),
+        room=RoomConfig(size_xy=(4.5, 7.0), centerpiece=True, table_radius=0.4, free_radius=0.75,
+                        objects=(5, 8), posters=(6, 9)),
+    ),  # fmt: skip
     # the official models' training sizes (Long-LRM stage 1: 32 inputs, 8 targets at 256^2;
     # GeoLRM: 448^2)
     "long-lrm": StreamConfig("long-lrm", 256, 256, supersample=2, num_inputs=32, num_targets=8),
@@ -121,7 +136,8 @@ PRESETS: dict[str, StreamConfig] = {
 class Example:
     """One training example. inputs: Views [Vi] (images [Vi,3,H,W] in [0,1], cameras);
     targets: Views [Vt]; target_depth [Vt,H,W] camera z-depth, 0 where no surface;
-    target_mask [Vt,H,W] bool, True on surfaces; input_index / target_index: the views'
+    target_mask [Vt,H,W] bool, True on surfaces; input_depth [Vi,H,W] / input_mask [Vi,H,W]
+    the same for the inputs; input_index / target_index: the views'
     indices in the example's camera sequence (trajectory frames, or the 40 object views)."""
 
     inputs: Views
@@ -132,6 +148,8 @@ class Example:
     target_index: list[int]
     seed: int
     index: int
+    input_depth: Tensor | None = None
+    input_mask: Tensor | None = None
 
 
 def example_generator(seed: int, index: int) -> torch.Generator:
@@ -193,6 +211,19 @@ def _room_cameras(config: StreamConfig, gen: torch.Generator):
     F = config.trajectory_frames
     if kind == "walk-through":
         cams = walk_through(F, radius=0.8 * zone["outer"], eye_height=eye, **common)
+    elif kind == "orbit":  # around the centre table, looking at it (the demo capture's path)
+        target = torch.tensor(zone["target"], dtype=torch.float64)
+        lo, hi = max(zone["inner"] + 0.1, 0.6 * zone["outer"]), zone["outer"] - 0.15
+        radius = lo + (hi - lo) * float(torch.rand(1, generator=gen))
+        span = config.orbit_span_deg[0] + (config.orbit_span_deg[1] - config.orbit_span_deg[0]) * float(
+            torch.rand(1, generator=gen)
+        )
+        az0 = 360 * float(torch.rand(1, generator=gen))
+        elevation = math.degrees(math.atan2(eye + 0.1 - float(target[2]), radius))
+        cams = orbit(
+            F, center=target, radius=radius, elevation_deg=elevation, azimuth_deg=(az0, az0 + span),
+            elevation_wobble_deg=4.0, radius_wobble=0.08, **common,
+        )  # fmt: skip
     else:
         span = 180 + 180 * float(torch.rand(1, generator=gen))
         yaw0 = 360 * float(torch.rand(1, generator=gen))
@@ -262,7 +293,31 @@ def make_example(config: StreamConfig, seed: int, index: int, device: torch.devi
         target_index=targets,
         seed=int(seed),
         index=int(index),
+        input_depth=out.depth[ii],
+        input_mask=out.mask[ii] >= 0,
     )
+
+
+@dataclass
+class Sequence:
+    """Every frame of one room example's trajectory: views [F] (images [F,3,H,W] in [0,1],
+    cameras), depth [F,H,W] camera z (0 where no surface), mask [F,H,W] bool (surface)."""
+
+    views: Views
+    depth: Tensor
+    mask: Tensor
+
+
+def make_sequence(
+    config: StreamConfig, seed: int, index: int, device: torch.device | str = "cpu"
+) -> Sequence:
+    """All ``trajectory_frames`` frames of room example ``index`` of stream ``seed`` (the same
+    scene and path as :func:`make_example`, every frame rendered), for pools of reusable scenes."""
+    assert config.sampling == "long-lrm", f"sequences exist for room streams only, got {config.sampling!r}"
+    scene, cams = _room_cameras(config, example_generator(seed, index))
+    out = render(scene, cams.to(device), supersample=config.supersample)
+    depth = torch.where(out.mask >= 0, out.depth, torch.zeros_like(out.depth))
+    return Sequence(Views(out.rgb, cams.to(device)), depth, out.mask >= 0)
 
 
 def stream(
