@@ -57,7 +57,10 @@ def test_demo_sfm_reconstruct_optimize_compare(tmp_path):
 
     ws = tmp_path / "ws"
     write_tiny_long_lrm(ws / WEIGHTS_DIR / TINY_NAME)
-    running = start_studio(StudioConfig(workspace=ws, port=0))
+    # Headless chromium draws WebGL in software (SwiftShader): one frame of the demo model's 57k
+    # in-view splats takes 15-25 s on 2 cores and the page stops answering clicks, so the browser
+    # gets at most 5,000 splats per result here (the studio's --browser-budget; the server keeps all).
+    running = start_studio(StudioConfig(workspace=ws, port=0, browser_budget=5_000))
     studio, viewer, server = running.studio, running.viewer, running.server
     nodes = server.scene._handle_from_node_name
     try:
