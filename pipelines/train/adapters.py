@@ -112,8 +112,18 @@ class _PixelAligned:
     random_ratio: float = 0.0
     bf16: bool = True  # autocast the network on CUDA (the Gaussians and rendering stay float32)
 
-    def _network(self, images: Tensor, c2w: Tensor, K: Tensor):
-        raise NotImplementedError
+    def _prepared(self, sample: Sample, prep, w: int, h: int, resize_views) -> Prepared:
+        """The :class:`Prepared` of ``sample`` from the model's preprocessing ``prep`` (inputs at
+        w x h in the model frame): targets and depths mapped into that frame."""
+        to_model = prep.to_world.inverse()
+        t_img, t_cams = _targets_in(sample, to_model, w, h, resize_views)
+        s = to_model.scale
+        return Prepared(
+            prep.images, prep.cameras, t_img, t_cams,
+            None if sample.input_depth is None else _resize_depth(sample.input_depth, w, h) * s,
+            None if sample.target_depth is None else _resize_depth(sample.target_depth, w, h) * s,
+            sample.depth_kind, to_model,
+        )  # fmt: skip
 
     def forward(self, batch: list[Prepared], *, generator: torch.Generator | None = None) -> Prediction:
         from pipelines.models.blocks.gaussian_head import prune
@@ -125,7 +135,7 @@ class _PixelAligned:
         c2w = torch.stack([p.cameras.c2w for p in batch]).to(dev)  # [B, V, 4, 4]
         K = torch.stack([p.cameras.K for p in batch]).to(dev)  # [B, V, 3, 3]
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.bf16 and dev.type == "cuda"):
-            out = self._network(images, c2w, K)
+            out = self.model(images, c2w, K)
         gs = out.to_gaussians()  # float32, every activation
         depth = torch.stack([pixel_z(g, p.cameras.to(dev)) for g, p in zip(gs, batch, strict=True)])
         if self.prune_ratio > 0:
@@ -156,19 +166,7 @@ class LongLRMAdapter(_PixelAligned):
         prep = prepare(
             sample.inputs, resize_h=cams.height, multiple=c.patch_size_out, scene_scale=c.scene_scale
         )
-        to_model = prep.to_world.inverse()
-        w, h = prep.cameras.width, prep.cameras.height
-        t_img, t_cams = _targets_in(sample, to_model, w, h, resize_views)
-        s = to_model.scale
-        return Prepared(
-            prep.images, prep.cameras, t_img, t_cams,
-            None if sample.input_depth is None else _resize_depth(sample.input_depth, w, h) * s,
-            None if sample.target_depth is None else _resize_depth(sample.target_depth, w, h) * s,
-            sample.depth_kind, to_model,
-        )  # fmt: skip
-
-    def _network(self, images: Tensor, c2w: Tensor, K: Tensor):
-        return self.model(images, c2w, K)
+        return self._prepared(sample, prep, prep.cameras.width, prep.cameras.height, resize_views)
 
 
 class TTTLRMAdapter(_PixelAligned):
@@ -185,18 +183,7 @@ class TTTLRMAdapter(_PixelAligned):
         p = c.patch_size
         w, h = cams.width // p * p, cams.height // p * p
         prep = prepare(sample.inputs, width=w, height=h, frame=c.frame)
-        to_model = prep.to_world.inverse()
-        t_img, t_cams = _targets_in(sample, to_model, w, h, resize_views)
-        s = to_model.scale
-        return Prepared(
-            prep.images, prep.cameras, t_img, t_cams,
-            None if sample.input_depth is None else _resize_depth(sample.input_depth, w, h) * s,
-            None if sample.target_depth is None else _resize_depth(sample.target_depth, w, h) * s,
-            sample.depth_kind, to_model,
-        )  # fmt: skip
-
-    def _network(self, images: Tensor, c2w: Tensor, K: Tensor):
-        return self.model(images, c2w, K)
+        return self._prepared(sample, prep, w, h, resize_views)
 
 
 # ------------------------------------------------------------------------------ factory
