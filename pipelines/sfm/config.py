@@ -27,7 +27,8 @@ class SfMConfig:
       to 23 s with the same accuracy (0.15 deg median rotation error), 5.9k instead of 18k points.
     sequential_overlap: neighbours matched per frame, and with ``quadratic_overlap`` also frames
       2^k apart (COLMAP's default).
-    seed: fixes COLMAP's random sampling.
+    seed: fixes COLMAP's random sampling. Runs repeat exactly with ``num_threads=1``; with more
+      threads the order of floating-point sums varies and poses differ by ~1e-3 between runs.
     ba_global_function_tolerance: stop global bundle adjustment when the cost changes less than
       this (relative; COLMAP's default 0 runs to its iteration limit, nerfstudio uses 1e-6).
     min_registered / min_registered_fraction: fewer registered frames than
