@@ -2,9 +2,12 @@
 
 ``render(scene, cameras)`` casts one ray per sub-pixel sample through every pixel of every
 camera (batched over all views, in chunks of rays to bound memory; CPU or CUDA, wherever the
-cameras live), intersects every primitive exactly (pipelines.synth.primitives) and shades the
-nearest hit: ``albedo * (ambient + diffuse * max(0, n . l))`` with ``n`` the normal facing the
-camera and ``l`` the scene's light direction (no shadows, no inter-reflection). Rays that hit
+cameras live), intersects the primitives exactly (pipelines.synth.primitives) and shades the
+nearest hit. Rays go in 16 x 16-pixel screen tiles; a primitive is tested only against the
+tiles whose view pyramid meets its box, then against the rays that meet its bounding sphere
+(conservative culling: the result is that of testing every primitive). Shading:
+``albedo * (ambient + diffuse * max(0, n . l))`` with ``n`` the normal facing the camera and
+``l`` the scene's light direction (no shadows, no inter-reflection). Rays that hit
 nothing get the scene's background colour.
 
 Outputs (``SynthRender``), V views of H x W pixels:
@@ -43,7 +46,7 @@ from torch import Tensor
 
 from pipelines.cameras import Cameras
 from pipelines.progress import CancelToken, Progress, check, no_progress
-from pipelines.synth.primitives import Kind, intersect
+from pipelines.synth.primitives import Kind, intersect, local_half_extents
 from pipelines.synth.scene import Scene
 from pipelines.synth.textures import evaluate
 
@@ -87,34 +90,130 @@ def subpixel_offsets(k: int) -> tuple[Tensor, Tensor, int]:
     return offsets, weights, k * k
 
 
+TILE = 16  # pixels per side of the screen tiles that bound groups of rays for culling
+
+
+def tile_order(height: int, width: int, tile: int = TILE) -> tuple[Tensor, Tensor]:
+    """Pixels of one view in tile-major order: tiles row by row, pixels row by row inside each.
+
+    Returns raster [H*W] long (raster index ``row * W + col`` of the i-th pixel in that order) and
+    tile [H*W] long (the tile of the i-th pixel; non-decreasing). Edge tiles may be smaller.
+    """
+    rows, cols = torch.arange(height), torch.arange(width)
+    tr, tc = rows // tile, cols // tile
+    key = (tr[:, None] * ((width + tile - 1) // tile) + tc[None, :]) * (tile * tile) + (
+        (rows % tile)[:, None] * tile + (cols % tile)[None, :]
+    )
+    raster = key.reshape(-1).argsort()
+    return raster, key.reshape(-1)[raster] // (tile * tile)
+
+
+@dataclass
+class _Rays:
+    """A chunk of rays in tile order: origins o [M, 3] and directions d [M, 3] (camera-z
+    component 1, so t is the z-depth), their camera-plane coordinates xy [M, 2] (d = R (x, y, 1)),
+    view [M] long and tile [M] long (view * tiles per view + tile: non-decreasing)."""
+
+    o: Tensor
+    d: Tensor
+    xy: Tensor
+    view: Tensor
+    tile: Tensor
+
+
 def _chunk_rays(
-    cams: Cameras, offsets: Tensor, start: int, stop: int, dtype: torch.dtype
-) -> tuple[Tensor, Tensor]:
-    """Rays start..stop of the flattened (view, row, column, sample) grid: origins [M, 3] and
-    directions [M, 3] scaled so that their camera-z component is 1 (t = z-depth)."""
+    cams: Cameras, offsets: Tensor, order: tuple[Tensor, Tensor], start: int, stop: int, dtype: torch.dtype
+) -> _Rays:
+    """Rays start..stop of the flattened (view, pixel in ``tile_order``, sample) grid."""
     dev = cams.device
     S, W, H = offsets.shape[0], cams.width, cams.height
+    raster, tile_of = order
+    tiles_per_view = int(tile_of[-1]) + 1
     per_view = H * W * S
-    o = torch.empty(stop - start, 3, dtype=dtype, device=dev)
-    d = torch.empty(stop - start, 3, dtype=dtype, device=dev)
+    M = stop - start
+    o, d = torch.empty(M, 3, dtype=dtype, device=dev), torch.empty(M, 3, dtype=dtype, device=dev)
+    xy = torch.empty(M, 2, dtype=dtype, device=dev)
+    view, tile = torch.empty(M, dtype=torch.long, device=dev), torch.empty(M, dtype=torch.long, device=dev)
     off_all = offsets.to(dev, dtype)
     for v in range(start // per_view, (stop - 1) // per_view + 1):  # contiguous segments, one per view
         a, b = max(start, v * per_view), min(stop, (v + 1) * per_view)
         idx = torch.arange(a - v * per_view, b - v * per_view, device=dev)
         off = off_all[idx % S]
-        pix = idx // S
+        pix = raster[idx // S]
         K = cams.K[v].to(dtype)
         xc = ((pix % W).to(dtype) + off[:, 0] - K[0, 2]) / K[0, 0]
         yc = ((pix // W).to(dtype) + off[:, 1] - K[1, 2]) / K[1, 1]
         c2w = cams.c2w[v].to(dtype)
         R = c2w[:3, :3]
-        d[a - start : b - start] = xc[:, None] * R[:, 0] + yc[:, None] * R[:, 1] + R[:, 2]
-        o[a - start : b - start] = c2w[:3, 3]
-    return o, d
+        seg = slice(a - start, b - start)
+        d[seg] = xc[:, None] * R[:, 0] + yc[:, None] * R[:, 1] + R[:, 2]
+        o[seg] = c2w[:3, 3]
+        xy[seg, 0], xy[seg, 1] = xc, yc
+        view[seg] = v
+        tile[seg] = tile_of[idx // S] + v * tiles_per_view
+    return _Rays(o, d, xy, view, tile)
 
 
-def _trace(scene: Scene, o: Tensor, d: Tensor, near: float, cull: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Nearest hit of each ray: t [M] (inf = miss), primitive [M] long (-1), unit world normal [M, 3]."""
+_CORNER_SIGNS = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
+
+
+def _tile_cull(scene: Scene, rays: _Rays, rotations: Tensor, near: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Which primitives can be hit by which tiles' rays.
+
+    A tile's rays lie in the pyramid ``x0 <= x / z <= x1, y0 <= y / z <= y1, z >= near`` of its
+    camera (bounds taken over the rays, widened by 1e-4); a primitive lies in the box of its
+    local bounds, so it is missed when all 8 box corners are outside one of the pyramid's 5
+    planes. Conservative (float64). rotations [V, 3, 3]: camera-to-world rotations.
+    Returns passes [P, G] bool over the chunk's G tiles, starts [G] and counts [G] (each tile's
+    rays are one contiguous run).
+    """
+    _, counts = torch.unique_consecutive(rays.tile, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    G = counts.shape[0]
+    seg = torch.repeat_interleave(torch.arange(G, device=rays.d.device), counts)
+    xy = rays.xy.double()
+    lo = torch.full((G, 2), float("inf"), dtype=xy.dtype, device=xy.device)
+    hi = torch.full((G, 2), -float("inf"), dtype=xy.dtype, device=xy.device)
+    lo = lo.scatter_reduce_(0, seg[:, None].expand(-1, 2), xy, "amin") - 1e-4
+    hi = hi.scatter_reduce_(0, seg[:, None].expand(-1, 2), xy, "amax") + 1e-4
+    h = local_half_extents(scene.kind, scene.param).double() * scene.scale.double()  # [P, 3]
+    corners = (
+        torch.einsum("pij,pkj->pki", scene.rotation.double(), h[:, None, :] * _CORNER_SIGNS.to(h))
+        + scene.translation.double()[:, None, :]
+    )  # [P, 8, 3] world
+    R = rotations.double()[rays.view[starts]]  # [G, 3, 3]
+    rel = corners[:, None, :, :] - rays.o.double()[starts][None, :, None, :]  # [P, G, 8, 3]
+    X = torch.einsum("pgkj,gji->pgki", rel, R)  # camera frame: R^T (x - o)
+    x, y, z = X.unbind(-1)
+    outside = (
+        ((x - lo[None, :, None, 0] * z).amax(-1) < 0)
+        | ((hi[None, :, None, 0] * z - x).amax(-1) < 0)
+        | ((y - lo[None, :, None, 1] * z).amax(-1) < 0)
+        | ((hi[None, :, None, 1] * z - y).amax(-1) < 0)
+        | (z.amax(-1) < 0.5 * near)
+    )
+    return ~outside, starts, counts
+
+
+def _ranges(starts: Tensor, counts: Tensor) -> Tensor:
+    """Concatenated index ranges ``starts[i] ..< starts[i] + counts[i]`` [sum(counts)] long."""
+    offsets = torch.cumsum(counts, 0) - counts
+    total = int(counts.sum())
+    first = torch.repeat_interleave(starts - offsets, counts, output_size=total)
+    return first + torch.arange(total, device=starts.device)
+
+
+def _trace(
+    scene: Scene, rays: _Rays, rotations: Tensor, near: float, cull: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Nearest hit of each ray: t [M] (inf = miss), primitive [M] long (-1), unit world normal [M, 3].
+
+    rotations [V, 3, 3]: the cameras' camera-to-world rotations. With ``cull``, a primitive is
+    tested only against the rays of the tiles whose pyramids meet its box (``_tile_cull``),
+    then only against the rays that meet the sphere in front of the nearest hit so far (unless
+    the sphere holds the rays' origin, when that test culls nothing); nearer primitives go first.
+    """
+    o, d = rays.o, rays.d
     M = o.shape[0]
     dt = o.dtype
     t_best = torch.full((M,), float("inf"), dtype=dt, device=o.device)
@@ -126,32 +225,37 @@ def _trace(scene: Scene, o: Tensor, d: Tensor, near: float, cull: bool) -> tuple
     P_all = scene.param.to(dt)
     kinds = scene.kind.tolist()
     if cull:
-        # ray / bounding-sphere test for all primitives at once, [P, M] (rows contiguous)
+        passes, starts, counts = _tile_cull(scene, rays, rotations, near)
+        all_tiles = passes.all(1).tolist()
         centres, radii = (x.to(dt) for x in scene.bounding_spheres())
-        a = (d * d).sum(-1)  # [M]
-        b = centres @ d.T  # [P, M]: c . d
-        b = (d * o).sum(-1) - b  # d . (o - c)
-        oc2 = (o * o).sum(-1) - 2 * (centres @ o.T) + ((centres * centres).sum(-1) - radii**2)[:, None]
-        disc = b * b - a * oc2
-        hits_sphere = disc > 0
-        sq = torch.sqrt(disc.clamp_min_(0))
-        t_near = (-b - sq) / a
-        hits_sphere &= (sq - b) > near * a  # far intersection in front of the near plane
-        # near things first, so that they occlude (cull) the rest
-        order = (centres - o.mean(0)).norm(dim=-1).argsort().tolist()
+        holds_origin = ((centres[:, None] - o[starts][None]).norm(dim=-1) <= radii[:, None]).all(1).tolist()
+        order = (centres - o.mean(0)).norm(dim=-1).argsort().tolist()  # near first: they occlude
     else:
         order = list(range(len(kinds)))
     for p in order:
+        cand = None  # None: every ray
         if cull:
-            cand = (hits_sphere[p] & (t_near[p] < t_best)).nonzero()[:, 0]
-            if cand.numel() == 0:
-                continue
-            if cand.numel() > M // 2:  # most rays: testing them all is cheaper than gathering
-                cand, oc, dc = None, o, d
-            else:
-                oc, dc = o.index_select(0, cand), d.index_select(0, cand)
-        else:
-            cand, oc, dc = None, o, d
+            if not all_tiles[p]:
+                keep = passes[p].nonzero()[:, 0]
+                if keep.numel() == 0:
+                    continue
+                cand = _ranges(starts[keep], counts[keep])
+            if not holds_origin[p]:  # ray / bounding-sphere test, in front of the best hit so far
+                oc_, dc_ = (o, d) if cand is None else (o.index_select(0, cand), d.index_select(0, cand))
+                rel = oc_ - centres[p]
+                a = (dc_ * dc_).sum(-1)
+                b = (dc_ * rel).sum(-1)
+                disc = b * b - a * ((rel * rel).sum(-1) - radii[p] ** 2)
+                sq = torch.sqrt(disc.clamp_min(0))
+                prev = t_best if cand is None else t_best.index_select(0, cand)
+                ok = (disc > 0) & ((sq - b) > near * a) & ((-b - sq) < prev * a)
+                sel = ok.nonzero()[:, 0]
+                if sel.numel() == 0:
+                    continue
+                cand = sel if cand is None else cand[sel]
+            if cand is not None and cand.numel() > M // 2:  # most rays: testing all beats gathering
+                cand = None
+        oc, dc = (o, d) if cand is None else (o.index_select(0, cand), d.index_select(0, cand))
         A = A_all[p]
         o_l = (oc - T_all[p]) @ A
         d_l = dc @ A
@@ -214,6 +318,8 @@ def _render(
     weights = weights.to(dev, dtype)
     n_pix = V * H * W
     pix_per_chunk = max(1, chunk_rays // S)
+    order = tuple(x.to(dev) for x in tile_order(H, W))
+    rotations = cameras.c2w[:, :3, :3]
     rgb = torch.empty(n_pix, 3, dtype=torch.float32, device=dev)
     depth = torch.zeros(n_pix, dtype=torch.float32, device=dev)
     normals = torch.zeros(n_pix, 3, dtype=torch.float32, device=dev)
@@ -221,15 +327,17 @@ def _render(
     for p0 in range(0, n_pix, pix_per_chunk):
         check(cancel)
         p1 = min(n_pix, p0 + pix_per_chunk)
-        o, d = _chunk_rays(cameras, offsets, p0 * S, p1 * S, dtype)
-        t, pr, n = _trace(scene, o, d, near, cull)
-        colour, n_face = _shade(scene, o, d, t, pr, n)
-        rgb[p0:p1] = (colour.view(-1, S, 3) * weights[None, :, None]).sum(1).float()
+        rays = _chunk_rays(cameras, offsets, order, p0 * S, p1 * S, dtype)
+        t, pr, n = _trace(scene, rays, rotations, near, cull)
+        colour, n_face = _shade(scene, rays.o, rays.d, t, pr, n)
+        pix = torch.arange(p0, p1, device=dev)
+        dest = pix - pix % (H * W) + order[0][pix % (H * W)]  # tile order -> raster order
+        rgb[dest] = (colour.view(-1, S, 3) * weights[None, :, None]).sum(1).float()
         t_c = t.view(-1, S)[:, centre]
         pr_c = pr.view(-1, S)[:, centre]
-        depth[p0:p1] = torch.where(pr_c >= 0, t_c, torch.zeros_like(t_c)).float()
-        normals[p0:p1] = n_face.view(-1, S, 3)[:, centre].float()
-        prim[p0:p1] = pr_c
+        depth[dest] = torch.where(pr_c >= 0, t_c, torch.zeros_like(t_c)).float()
+        normals[dest] = n_face.view(-1, S, 3)[:, centre].float()
+        prim[dest] = pr_c
         progress(p1 / n_pix, f"ray casting {V} view(s)")
     obj = scene.object_id.to(dev)
     mask = torch.where(prim >= 0, obj[prim.clamp_min(0)], torch.full_like(prim, -1))
