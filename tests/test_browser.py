@@ -1,5 +1,6 @@
-"""The studio page in a real browser: Playwright drives Debian's headless chromium (WebGL
-through SwiftShader) against a studio served in-process on a free port.
+"""The studio page in a real browser: Playwright drives Debian's headless chromium (WebGL in
+software: Mesa llvmpipe, or SwiftShader without Mesa) against a studio served in-process on a
+free port.
 
 Screenshots go to test-artifacts/browser/ (gitignored). Skipped, with the reason, when
 chromium or Playwright is missing; .ci/run installs chromium with apt-get.

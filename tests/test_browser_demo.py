@@ -1,5 +1,5 @@
 """The whole studio on the demo in a real browser (Playwright + Debian's headless chromium,
-WebGL through SwiftShader): first start shows the demo capture, Ingest + SfM recovers its cameras
+WebGL in software): first start shows the demo capture, Ingest + SfM recovers its cameras
 with pycolmap (24 frames), Long-LRM reconstructs it (the shipped tiny-demo weights when present,
 else a random-init tiny checkpoint in the workspace's weights folder), a short 3DGS optimization
 goes into slot B, and the Compare tab scores both on the held-out views.
@@ -57,8 +57,8 @@ def test_demo_sfm_reconstruct_optimize_compare(tmp_path):
 
     ws = tmp_path / "ws"
     write_tiny_long_lrm(ws / WEIGHTS_DIR / TINY_NAME)
-    # Headless chromium draws WebGL in software (SwiftShader): one frame of the demo model's 57k
-    # in-view splats takes 15-25 s on 2 cores and the page stops answering clicks, so the browser
+    # Headless chromium draws WebGL in software: one frame of the demo model's 57k in-view splats
+    # takes 6-30 s on 2 cores and the page stops answering clicks meanwhile, so the browser
     # gets at most 5,000 splats per result here (the studio's --browser-budget; the server keeps all).
     running = start_studio(StudioConfig(workspace=ws, port=0, browser_budget=5_000))
     studio, viewer, server = running.studio, running.viewer, running.server

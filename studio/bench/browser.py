@@ -1,8 +1,11 @@
 """Headless chromium for the browser tests and the page benchmarks (click to splats visible).
 
 Debian's ``chromium`` (apt-get install chromium; Playwright's own browser download is not used)
-driven by Playwright. There is no GPU: WebGL runs on SwiftShader through ANGLE, which draws
-viser's canvas, splats included, on the CPU, so keep viewports small.
+driven by Playwright. There is no GPU: WebGL, which draws viser's canvas and its splats, runs
+on the CPU. ``headless_chromium()`` prefers Mesa's llvmpipe (ANGLE on EGL: LLVM-compiled,
+multi-threaded, what a Linux desktop without GPU drivers uses) and falls back to chromium's own
+SwiftShader when Mesa's EGL is missing; ``webgl_renderer(page)`` says which one a page got.
+Splat drawing is fill-rate bound there, so keep viewports small.
 
 Examples:
     >>> with headless_chromium() as browser:                          # doctest: +SKIP
@@ -24,15 +27,18 @@ import numpy as np
 LAUNCH_ARGS = (
     "--headless",
     "--no-sandbox",
-    "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--use-angle=swiftshader",  # WebGL without a GPU: what renders viser's canvas here
-    "--enable-unsafe-swiftshader",
 )
+RENDERER_ARGS = {
+    # Mesa llvmpipe through ANGLE's EGL backend (chromium blocklists software GL by default)
+    "llvmpipe": ("--ignore-gpu-blocklist", "--use-angle=gl-egl"),
+    # chromium's bundled software Vulkan (Subzero JIT): works everywhere, several times slower
+    "swiftshader": ("--disable-gpu", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"),
+}
 VIEWPORT = {"width": 960, "height": 640}
 # The 3D view left of the control panel (which viser docks on the right) and below the
 # "software WebGL" notice, in VIEWPORT pixels.
@@ -56,16 +62,43 @@ def missing_reason() -> str | None:
     return None
 
 
+_WEBGL_RENDERER_JS = """() => {
+  const gl = document.createElement('canvas').getContext('webgl2');
+  if (!gl) return null;
+  const info = gl.getExtension('WEBGL_debug_renderer_info');
+  return gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER);
+}"""
+
+
+def webgl_renderer(page: Any) -> str | None:
+    """The WebGL2 renderer string of a page's browser (None without WebGL2)."""
+    return page.evaluate(_WEBGL_RENDERER_JS)
+
+
 @contextlib.contextmanager
-def headless_chromium() -> Iterator[Any]:
-    """A Playwright ``Browser`` on the system chromium; closed on exit."""
+def headless_chromium(renderer: str = "auto") -> Iterator[Any]:
+    """A Playwright ``Browser`` on the system chromium; closed on exit.
+
+    renderer: "llvmpipe", "swiftshader" or "auto" (llvmpipe when it gives WebGL2, else
+    swiftshader)."""
     reason = missing_reason()
     if reason is not None:
         raise RuntimeError(reason)
+    assert renderer in ("auto", *RENDERER_ARGS), f"unknown renderer {renderer!r}"
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=list(LAUNCH_ARGS))
+        for name in RENDERER_ARGS if renderer == "auto" else (renderer,):
+            args = [*LAUNCH_ARGS, *RENDERER_ARGS[name]]
+            browser = p.chromium.launch(executable_path=chromium_path(), args=args)
+            if renderer == "auto" and name == "llvmpipe":
+                probe = browser.new_page()
+                got = webgl_renderer(probe) or ""
+                probe.close()
+                if "llvmpipe" not in got:
+                    browser.close()
+                    continue
+            break
         try:
             yield browser
         finally:

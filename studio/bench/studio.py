@@ -10,8 +10,9 @@ server holds the splat node of slot A with the new run *and* the browser has rec
 reply to a tiny render request sent after the splats: the client handles messages in order);
 with real weights also when the page's 3D view has changed from before the click (random-init
 splats land far outside the view). Median over ``--repeats``; the time until the server holds
-the new splat node (sent to the page) is reported too: in a browser without a GPU (headless
-chromium's SwiftShader) drawing the splats, not the studio, dominates.
+the new splat node (sent to the page) and until the page answered the render request are
+reported too: in a browser without a GPU (WebGL in software, studio/bench/browser.py) drawing
+the splats, not the studio, dominates. The page's WebGL renderer is reported.
 
 Examples:
     lrm-studio bench studio --repeats 3 --json out.json
@@ -54,7 +55,13 @@ def _wait(cond, what: str, timeout: float, every: float = 0.05):
 
 def click_to_splats(repeats: int = 3, workspace: Path | None = None, timeout_s: float = 120.0) -> dict:
     """Times (s) from the Reconstruct click to splats drawn in the page; see module doc."""
-    from studio.bench.browser import VIEWPORT, changed_fraction, headless_chromium, screenshot_rgb
+    from studio.bench.browser import (
+        VIEWPORT,
+        changed_fraction,
+        headless_chromium,
+        screenshot_rgb,
+        webgl_renderer,
+    )
     from studio.config import StudioConfig
     from studio.models import WEIGHTS_DIR
     from viewer import names
@@ -68,6 +75,7 @@ def click_to_splats(repeats: int = 3, workspace: Path | None = None, timeout_s: 
     running = start_studio(StudioConfig(workspace=workspace, port=0))
     times: list[float] = []
     server_times: list[float] = []  # click -> the new run's splat node held by the server (sent)
+    received_times: list[float] = []  # click -> the page answered a request sent after the splats
     try:
         studio, viewer = running.studio, running.viewer
         if studio.capture is None:
@@ -76,6 +84,7 @@ def click_to_splats(repeats: int = 3, workspace: Path | None = None, timeout_s: 
         meaningful = TINY_NAME not in model  # random-init splats land far outside the view
         with headless_chromium() as browser:
             page = browser.new_page(viewport=VIEWPORT)
+            renderer = webgl_renderer(page)
             known = set(running.server.get_clients())
             page.goto(running.url)
             page.get_by_text("Rescan workspace").wait_for(timeout=timeout_s * 1000)
@@ -104,6 +113,7 @@ def click_to_splats(repeats: int = 3, workspace: Path | None = None, timeout_s: 
                 # The browser handles messages in order: its reply to a render request sent after
                 # the splats means it has received them (a 64x96 render: a small extra cost).
                 client.get_render(height=64, width=96, timeout=timeout_s)
+                received_times.append(time.perf_counter() - t0)
                 if meaningful:  # real weights: also wait until the splats show in the 3D view
                     _wait(lambda before=before: changed_fraction(screenshot_rgb(page), before) > 0.02,
                           "the page never drew the splats", timeout_s, every=0.02)  # fmt: skip
@@ -120,6 +130,9 @@ def click_to_splats(repeats: int = 3, workspace: Path | None = None, timeout_s: 
         "median_s": statistics.median(times),
         "server_times_s": server_times,
         "server_median_s": statistics.median(server_times),
+        "received_times_s": received_times,
+        "received_median_s": statistics.median(received_times),
+        "webgl_renderer": renderer,
     }
 
 
@@ -143,16 +156,17 @@ def main(repeats: int = 3, json: Path | None = None) -> int:
 
     result = click_to_splats(repeats)
     load = os.getloadavg()
-    pairs = zip(result["server_times_s"], result["times_s"], strict=True)
-    rows = [[i + 1, s, t] for i, (s, t) in enumerate(pairs)]
-    rows.append(["median", result["server_median_s"], result["median_s"]])
+    clocks = zip(result["server_times_s"], result["received_times_s"], result["times_s"], strict=True)
+    rows = [[i + 1, *c] for i, c in enumerate(clocks)]
+    rows.append(["median", result["server_median_s"], result["received_median_s"], result["median_s"]])
     print_table(
         f"Reconstruct click -> splats in the page ({result['model']})",
-        ["repeat", "sent by the server s", "in the page s"],
+        ["repeat", "sent by the server s", "received by the page s", "drawn in the page s"],
         rows,
     )
     console.print(
-        f"device: {device_description('cpu')}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+        f"device: {device_description('cpu')}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; "
+        f"page WebGL: {result['webgl_renderer']}"
     )
     if json is not None:
         save_results(json, {**result, "load_average": list(load), "device": device_description("cpu")})
