@@ -193,3 +193,16 @@ def test_render_capture_video_and_images(tmp_path, gen):
         frames.astype(np.float64) - np.stack([to_uint8(x) for x in ref.rgb]).astype(np.float64)
     ).mean()
     assert err < 8
+
+
+def test_box_corners_span_the_primitive_boxes(seed):
+    """The 8 oriented-box corners' extent is the world AABB (exact for every kind but spheres,
+    whose ellipsoid AABB is tighter and inside it)."""
+    scene = room_scene(seed % 1000)
+    corners = scene.box_corners()
+    assert corners.shape == (scene.num_primitives, 8, 3)
+    lo, hi = scene.primitive_aabbs()
+    box = scene.kind != Kind.SPHERE
+    torch.testing.assert_close(corners.amin(1)[box], lo[box], atol=1e-5, rtol=0)
+    torch.testing.assert_close(corners.amax(1)[box], hi[box], atol=1e-5, rtol=0)
+    assert (corners.amin(1) <= lo + 1e-5).all() and (corners.amax(1) >= hi - 1e-5).all()

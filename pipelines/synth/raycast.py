@@ -46,7 +46,7 @@ from torch import Tensor
 
 from pipelines.cameras import Cameras
 from pipelines.progress import CancelToken, Progress, check, no_progress
-from pipelines.synth.primitives import Kind, intersect, local_half_extents
+from pipelines.synth.primitives import Kind, intersect
 from pipelines.synth.scene import Scene
 from pipelines.synth.textures import evaluate
 
@@ -154,9 +154,6 @@ def _chunk_rays(
     return _Rays(o, d, xy, view, tile)
 
 
-_CORNER_SIGNS = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
-
-
 def _tile_cull(scene: Scene, rays: _Rays, rotations: Tensor, near: float) -> tuple[Tensor, Tensor, Tensor]:
     """Which primitives can be hit by which tiles' rays.
 
@@ -176,11 +173,7 @@ def _tile_cull(scene: Scene, rays: _Rays, rotations: Tensor, near: float) -> tup
     hi = torch.full((G, 2), -float("inf"), dtype=xy.dtype, device=xy.device)
     lo = lo.scatter_reduce_(0, seg[:, None].expand(-1, 2), xy, "amin") - 1e-4
     hi = hi.scatter_reduce_(0, seg[:, None].expand(-1, 2), xy, "amax") + 1e-4
-    h = local_half_extents(scene.kind, scene.param).double() * scene.scale.double()  # [P, 3]
-    corners = (
-        torch.einsum("pij,pkj->pki", scene.rotation.double(), h[:, None, :] * _CORNER_SIGNS.to(h))
-        + scene.translation.double()[:, None, :]
-    )  # [P, 8, 3] world
+    corners = scene.box_corners().double()  # [P, 8, 3] world
     R = rotations.double()[rays.view[starts]]  # [G, 3, 3]
     rel = corners[:, None, :, :] - rays.o.double()[starts][None, :, None, :]  # [P, G, 8, 3]
     X = torch.einsum("pgkj,gji->pgki", rel, R)  # camera frame: R^T (x - o)

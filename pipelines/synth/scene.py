@@ -101,6 +101,13 @@ class Scene:
         h = local_half_extents(self.kind, self.param) * self.scale
         return self.translation, h.norm(dim=-1)
 
+    def box_corners(self) -> Tensor:
+        """World corners [P, 8, 3] of each primitive's local bounding box (its oriented box)."""
+        h = local_half_extents(self.kind, self.param) * self.scale  # [P, 3]
+        signs = torch.tensor([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]).to(h)
+        local = h[:, None, :] * signs  # [P, 8, 3]
+        return torch.einsum("pij,pkj->pki", self.rotation, local) + self.translation[:, None, :]
+
     def primitive_aabbs(self) -> tuple[Tensor, Tensor]:
         """Per-primitive world AABBs (lo [P, 3], hi [P, 3]): exact for boxes, quads and
         ellipsoids, a containing box for the other kinds."""
