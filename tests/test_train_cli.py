@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import torch
+
 from pipelines.models.checkpoints import load_weights
 from studio.cli import main as cli
 
@@ -34,3 +36,25 @@ def test_train_export_eval_cli(tmp_path):
     (res,) = json.loads(report.read_text())["results"].values()
     assert res["views"] == 4 and set(res["baselines"]) == {"mean_colour", "reprojection"}
     assert 0 < res["baselines"]["mean_colour"] < 60 and res["model_psnr"] > 0
+    assert set(res["wins"]) == {"mean_colour", "reprojection"} and 0 <= res["wins"]["reprojection"] <= 4
+
+
+def test_eval_summary_counts_the_views_the_model_wins(gen):
+    """Means over views then scenes, and the paired per-view win counts, against a brute force."""
+    from pipelines.train.evaluate import _summarise
+
+    rows = [
+        {
+            k: (torch.rand(n, generator=gen) * 10 + 15).tolist()
+            for k in ("model", "mean_colour", "reprojection")
+        }
+        | {"constant_depth": 1.0, "gaussians": 10, "seconds": 0.5}
+        for n in (3, 5, 8)
+    ]
+    res = _summarise(rows, ["a", "b", "c"])
+    assert res.views == 16 and res.scenes == 3
+    for name in ("mean_colour", "reprojection"):
+        wins = sum(m > b for r in rows for m, b in zip(r["model"], r[name], strict=True))
+        assert res.wins[name] == wins
+        assert abs(res.baselines[name] - sum(sum(r[name]) / len(r[name]) for r in rows) / 3) < 1e-9
+    assert abs(res.model_psnr - sum(sum(r["model"]) / len(r["model"]) for r in rows) / 3) < 1e-9

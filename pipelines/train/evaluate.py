@@ -47,7 +47,9 @@ DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"
 @dataclass
 class EvalResult:
     """Mean PSNR (dB) of the model and of each baseline over ``views`` target views of
-    ``scenes`` scenes; per_scene rows for the record; seconds: time spent in the model."""
+    ``scenes`` scenes; wins: per baseline, the target views where the model's PSNR is higher
+    (a paired count: is the mean margin broad or carried by a few views?); per_scene rows for
+    the record; seconds: time spent in the model."""
 
     model_psnr: float
     baselines: dict[str, float]
@@ -55,10 +57,11 @@ class EvalResult:
     scenes: int
     seconds: float = 0.0
     per_scene: list[dict] = field(default_factory=list)
+    wins: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"model_psnr": self.model_psnr, "baselines": self.baselines, "views": self.views,
-                "scenes": self.scenes, "model_seconds": self.seconds,
+                "scenes": self.scenes, "model_seconds": self.seconds, "wins": self.wins,
                 "per_scene": self.per_scene}  # fmt: skip
 
 
@@ -106,6 +109,7 @@ def score_scene(
 
 
 def _summarise(rows: list[dict], names: list[str]) -> EvalResult:
+    names_b = ("mean_colour", "reprojection")
     mean = lambda key: float(np.mean([np.mean(r[key]) for r in rows]))  # noqa: E731
     per_scene = [
         {"name": n, "model": float(np.mean(r["model"])), "mean_colour": float(np.mean(r["mean_colour"])),
@@ -120,6 +124,7 @@ def _summarise(rows: list[dict], names: list[str]) -> EvalResult:
         scenes=len(rows),
         seconds=float(sum(r["seconds"] for r in rows)),
         per_scene=per_scene,
+        wins={n: int(sum((np.asarray(r["model"]) > np.asarray(r[n])).sum() for r in rows)) for n in names_b},
     )
 
 

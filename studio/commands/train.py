@@ -198,12 +198,12 @@ def evaluate(
         results[f"capture {c}"] = evaluate_capture(rec, folder_capture(c), views=views)
     rows = [
         [k, f"{r.model_psnr:.2f}", f"{r.baselines['mean_colour']:.2f}", f"{r.baselines['reprojection']:.2f}",
-         str(r.views)]
+         f"{r.wins['reprojection']} / {r.views}"]
         for k, r in results.items()
     ]  # fmt: skip
     print_table(
         f"{model} {preset or weights}",
-        ["set", "model PSNR", "mean colour", "reprojection", "target views"],
+        ["set", "model PSNR", "mean colour", "reprojection", "views model > reprojection"],
         rows,
     )
     if json_out is not None:
