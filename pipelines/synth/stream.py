@@ -120,23 +120,10 @@ PRESETS: dict[str, StreamConfig] = {
     # vertical field of view, 8 inputs spread over most of the orbit, at the 112 x 64 that
     # Long-LRM / tttLRM tiny presets feed the network for a 16:9 capture
     "demo-tiny": StreamConfig(
-        "long-lrm",
-        112,
-        64,
-        fov_y_deg=50.0,
-        num_inputs=8,
-        num_targets=6,
-        trajectory_frames=48,
-        window=(36, 48),
-        trajectories=("orbit",),
-        room=RoomConfig(
-            size_xy=(4.5, 7.0),
-            centerpiece=True,
-            table_radius=0.4,
-            free_radius=0.75,
-            objects=(5, 8),
-            posters=(6, 9),
-        ),
+        "long-lrm", 112, 64, fov_y_deg=50.0, num_inputs=8, num_targets=6, trajectory_frames=48,
+        window=(36, 48), trajectories=("orbit",),
+        room=RoomConfig(size_xy=(4.5, 7.0), centerpiece=True, table_radius=0.4, free_radius=0.75,
+                        objects=(5, 8), posters=(6, 9)),
     ),  # fmt: skip
     # the official models' training sizes (Long-LRM stage 1: 32 inputs, 8 targets at 256^2;
     # GeoLRM: 448^2)
