@@ -291,7 +291,13 @@ def test_fast_path_matches_float64_reference(family, seed):
     fast, ref = render(scene, cams), _render_reference(scene, cams)
     agree = fast.primitive == ref.primitive
     assert agree.float().mean() > 0.99
-    torch.testing.assert_close(fast.depth[agree], ref.depth[agree].float(), rtol=1e-4, atol=1e-5)
+    # the torus's quartic starts from float32 local rays: its roots carry more rounding (1.8e-4
+    # relative seen on a grazing hit) than the closed-form kinds
+    torus = scene.kind[fast.primitive.clamp_min(0)] == Kind.TORUS
+    closed = agree & ~torus
+    torch.testing.assert_close(fast.depth[closed], ref.depth[closed].float(), rtol=1e-4, atol=1e-5)
+    tor = agree & torus
+    torch.testing.assert_close(fast.depth[tor], ref.depth[tor].float(), rtol=1e-3, atol=1e-5)
     # colour where the float32 hit point matches (a 1e-4 depth error on a photo texture shifts a
     # texel's colour by a few 1e-3: rounding, not culling)
     same = agree & ((fast.depth - ref.depth.float()).abs() <= 1e-5 * ref.depth.float())
