@@ -41,6 +41,7 @@ from pipelines.progress import CancelToken, Progress, check, no_progress
 from pipelines.synth.stream import StreamConfig, make_example
 from pipelines.train import baselines
 
+BASELINES = ("mean_colour", "reprojection")  # the keys score_scene gives each baseline's PSNRs
 DEMO_DIR = Path(__file__).resolve().parents[2] / "assets" / "demo"
 
 
@@ -109,7 +110,6 @@ def score_scene(
 
 
 def _summarise(rows: list[dict], names: list[str]) -> EvalResult:
-    names_b = ("mean_colour", "reprojection")
     mean = lambda key: float(np.mean([np.mean(r[key]) for r in rows]))  # noqa: E731
     per_scene = [
         {"name": n, "model": float(np.mean(r["model"])), "mean_colour": float(np.mean(r["mean_colour"])),
@@ -119,12 +119,12 @@ def _summarise(rows: list[dict], names: list[str]) -> EvalResult:
     ]  # fmt: skip
     return EvalResult(
         model_psnr=mean("model"),
-        baselines={"mean_colour": mean("mean_colour"), "reprojection": mean("reprojection")},
+        baselines={b: mean(b) for b in BASELINES},
         views=sum(len(r["model"]) for r in rows),
         scenes=len(rows),
         seconds=float(sum(r["seconds"] for r in rows)),
         per_scene=per_scene,
-        wins={n: int(sum((np.asarray(r["model"]) > np.asarray(r[n])).sum() for r in rows)) for n in names_b},
+        wins={b: sum(int(np.sum(np.greater(r["model"], r[b]))) for r in rows) for b in BASELINES},
     )
 
 
