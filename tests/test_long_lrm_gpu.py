@@ -12,7 +12,7 @@ from pipelines.models.long_lrm.config import PRESETS
 from pipelines.models.long_lrm.model import LongLRM
 from pipelines.models.long_lrm.reconstructor import LongLRMReconstructor
 from studio.bench.common import synthetic_views
-from tests.model_helpers import cpu_float32_and_cuda_bf16, rel_err
+from tests.model_helpers import bf16_errors, rel_err
 
 pytestmark = pytest.mark.gpu
 
@@ -45,8 +45,9 @@ def test_cuda_bf16_matches_cpu_float32_tiny(gen):
     views = synthetic_views(4, 112, 64)
     prep = prepare(views, resize_h=64, multiple=16, scene_scale=1.35)
     args = (prep.images[None], prep.cameras.c2w[None], prep.cameras.K[None])
-    ref, out = cpu_float32_and_cuda_bf16(model, args)
-    assert rel_err(out, ref) < 2e-2
+    cuda_err, cpu_err = bf16_errors(model, args)
+    # bf16 on CUDA is as close to float32 as bf16 on the CPU (a wrong kernel is off by ~1)
+    assert cuda_err < 2 * cpu_err + 1e-3, (cuda_err, cpu_err)
     rec = LongLRMReconstructor(model, device="cuda")
     g = rec(views).gaussians
     n = 4 * 112 * 64

@@ -98,6 +98,11 @@ def test_plucker_features_and_patch_order(gen):
     torch.testing.assert_close(back, feats.reshape(1, V * H * W, 9))
     tokens, ro, rd = PluckerTokenizer(p, 16)(imgs, c2w[None], K[None])
     assert tokens.shape == (1, V * (H // p) * (W // p), 16) and ro.shape == rd.shape == (1, V * H * W, 3)
+    # under bf16 autocast (training, CUDA inference) the rays stay exactly the float32 ones
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        _, ro16, rd16 = PluckerTokenizer(p, 16)(imgs, c2w[None], K[None])
+    assert ro16.dtype == rd16.dtype == torch.float32
+    assert torch.equal(ro16, ro) and torch.equal(rd16, rd)
 
 
 def test_gaussian_activations_closed_form(gen):

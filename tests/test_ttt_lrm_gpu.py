@@ -12,7 +12,7 @@ from pipelines.models.ttt_lrm.config import PRESETS
 from pipelines.models.ttt_lrm.model import TTTLRM
 from pipelines.models.ttt_lrm.reconstructor import TTTLRMReconstructor
 from studio.bench.common import synthetic_views
-from tests.model_helpers import cpu_float32_and_cuda_bf16, rel_err
+from tests.model_helpers import bf16_errors, rel_err
 from tests.test_fast_weight import ns5_numpy
 
 pytestmark = pytest.mark.gpu
@@ -42,8 +42,9 @@ def test_cuda_bf16_matches_cpu_float32_tiny(gen):
     torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
     model = TTTLRM(c).eval()
     views, args = _inputs(c, 4, gen)
-    ref, out = cpu_float32_and_cuda_bf16(model, args)
-    assert rel_err(out, ref) < 5e-2
+    cuda_err, cpu_err = bf16_errors(model, args)
+    # bf16 on CUDA is as close to float32 as bf16 on the CPU (a wrong kernel is off by ~1)
+    assert cuda_err < 2 * cpu_err + 1e-3, (cuda_err, cpu_err)
     g = TTTLRMReconstructor(model, device="cuda")(views).gaussians
     assert g.device.type == "cuda" and torch.isfinite(g.means).all()
 

@@ -26,6 +26,7 @@ Examples:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Literal
 
 import torch
@@ -40,10 +41,15 @@ PIXEL_CHANNELS = LAYOUT_CHANNELS["long-lrm"]  # rgb (3) + o x d (3) + d (3)
 
 
 def pixel_rays(c2w: Tensor, K: Tensor, height: int, width: int) -> tuple[Tensor, Tensor]:
-    """c2w [B, V, 4, 4] OpenCV, K [B, V, 3, 3] px -> origins, unit directions [B, V, H, W, 3] float32."""
+    """c2w [B, V, 4, 4] OpenCV, K [B, V, 3, 3] px -> origins, unit directions [B, V, H, W, 3] float32.
+
+    Always float32, also under autocast: the rays place the Gaussians (bf16 would round a point
+    10 units away by up to 0.04 units)."""
     b, v = c2w.shape[:2]
     cams = Cameras(c2w.reshape(b * v, 4, 4).float(), K.reshape(b * v, 3, 3).float(), width, height)
-    o, d = cams.pixel_rays()  # [B*V, H, W, 3]
+    dev = c2w.device.type
+    with torch.autocast(dev, enabled=False) if dev in ("cpu", "cuda") else nullcontext():
+        o, d = cams.pixel_rays()  # [B*V, H, W, 3]
     return o.reshape(b, v, height, width, 3), d.reshape(b, v, height, width, 3)
 
 
