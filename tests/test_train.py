@@ -64,7 +64,7 @@ def params(path) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------------------ learning
-@pytest.mark.parametrize("model,preset,steps", [("long-lrm", "tiny-demo", 10), ("ttt-lrm", "tiny", 30)])
+@pytest.mark.parametrize("model,preset,steps", [("long-lrm", "tiny-demo", 10), ("ttt-lrm", "tiny-demo", 30)])
 def test_loss_decreases_on_fixed_batch(model, preset, steps, seed):
     adapter = make_adapter(model, preset, seed=seed)
     src = FixedSource(2, seed)

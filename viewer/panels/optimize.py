@@ -92,6 +92,9 @@ def status_markdown(t: TrainingStatus | None, studio: Studio) -> str:
     lines = [f"**{head}** from {t.init}" + (f", preset `{t.preset}`" if t.preset else "")]
     if t.steps:
         lines.append(f"Step {t.step:,} / {t.steps:,}")
+    if t.state == "running" and t.step == 0:
+        lines.append("*Starting: loading the images and the renderer (on the CPU its kernels are compiled "
+                     "on first use, once per install: about half a minute).*")  # fmt: skip
     facts = []
     if t.loss is not None:
         facts.append(f"loss {t.loss:.4f}")

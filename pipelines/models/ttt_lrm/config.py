@@ -11,7 +11,11 @@ released checkpoints ``dl3dv_full.pt`` / ``dl3dv_ar.pt`` on HF ``chenwang/tttLRM
   (``ttt_scan: ar``): sequential updates every 4 views (``miniupdate_views``); poses normalised
   to the first camera (``frame_method: first_cam``).
 - ``tiny`` / ``tiny-ar``: the same structure at width 64, 2 blocks, 64 x 112 images, for CPU
-  tests, streaming demos and the demo model.
+  tests and streaming demos.
+- ``tiny-demo``: ``tiny`` with the activation constants of Long-LRM's ``tiny-demo`` for training
+  on small procedural scenes: depth ``sigmoid(.) * 5`` and scales from ``e^-4.6``. With the
+  official 500 a random-init network puts every Gaussian 175-280 units away from rooms a few
+  units across, where it can miss every target pixel (then the loss has no gradient at all).
 
 Gaussians (both official configs): SH degree 3, ``scale - 2.3`` clamped at -1.2, ``opacity - 2``,
 depth ``sigmoid(.) * 500`` along the pixel ray; pruning keeps the 40 % most opaque plus 10 % of
@@ -138,6 +142,7 @@ PRESETS: dict[str, TTTLRMConfig] = {
     "official-ar": TTTLRMConfig(schedule="ar", frame="first_cam"),
     "tiny": _TINY,
     "tiny-ar": _TINY.with_(schedule="ar", frame="first_cam", update_views=2),
+    "tiny-demo": _TINY.with_(max_dist=5.0, scale_bias=-4.6),
 }
 OFFICIAL_PRESET = "official-full"
 OFFICIAL_PRESETS = ("official-full", "official-ar")  # the same key layout, two checkpoints
