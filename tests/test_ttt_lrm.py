@@ -5,6 +5,9 @@ data/dataset_scene.py, pruning counts, and results in the input cameras' world f
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 import torch
@@ -217,6 +220,36 @@ def test_reconstructions_are_in_the_world_frame_and_streaming_final_equals_one_c
     torch.testing.assert_close(
         streamed.gaussians.opacity_logits, out.gaussians.opacity_logits, rtol=1e-4, atol=1e-4
     )
+
+
+def test_streaming_keeps_no_earlier_previews(gen):
+    """Each step's preview is handed to on_chunk and then dropped: holding every step's merged
+    Gaussians would grow with the square of the chunks (the memory estimate counts one)."""
+    rec = load_model("ttt-lrm", preset="tiny-ar", device="cpu")
+    cams = arc_cameras(8, gen, width=160, height=90)
+    views = Views(torch.rand(8, 3, 90, 160, generator=gen), cams)
+    for preview in ("merge", "full"):
+        refs, alive = [], []
+
+        def on_chunk(step, refs=refs, alive=alive):
+            gc.collect()  # earlier previews (the first merge preview is also the first chunk's part)
+            alive.append(sum(r() is not None for r in refs[1:]))
+            refs.append(weakref.ref(step.gaussians))
+
+        out = rec.reconstruct_streaming(views, preview=preview, on_chunk=on_chunk)
+        assert len(refs) == 4 and alive == [0, 0, 0, 0], (preview, alive)
+        counts = [r["preview_gaussians"] for r in out.info["stream"]]
+        assert counts == sorted(counts) and counts[0] > 0
+
+
+def test_cuda_free_memory_counts_the_allocators_unused_blocks(monkeypatch):
+    from pipelines.models import memory
+
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * gib, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 60 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 5 * gib)
+    assert memory.available_bytes("cuda:0") == 65 * gib  # 10 driver-free + 55 cached, unused
 
 
 def test_streaming_steps_and_previews(gen):

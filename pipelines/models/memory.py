@@ -23,11 +23,12 @@ class InsufficientMemory(RuntimeError):
 
 
 def available_bytes(device: torch.device | str) -> int:
-    """Free memory on a CUDA device, or the system's available memory for the CPU."""
+    """Free memory on a CUDA device (the driver's free memory plus what PyTorch's caching allocator
+    holds unused), or the system's available memory for the CPU."""
     device = torch.device(device)
-    if device.type == "cuda":
+    if device.type == "cuda":  # the caching allocator's reserved but unused blocks are free to us
         free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
     try:
         with open("/proc/meminfo") as f:
             for line in f:

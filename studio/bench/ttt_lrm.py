@@ -26,6 +26,7 @@ Examples:
 from __future__ import annotations
 
 import statistics
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -108,6 +109,12 @@ def bench_offline(
     return {"benchmark": "ttt-lrm", "preset": preset, "device": device_description(device), "rows": rows}
 
 
+def _record(steps: list, step) -> None:
+    """Keep a stream step's timings, not its preview (every step's previews together would hold
+    Gaussians growing with the square of the chunks)."""
+    steps.append(replace(step, gaussians=None))
+
+
 def run_stream(
     config_json: str, chunks: int, chunk_views: int, device: str, repeats: int, preview: bool = True
 ) -> dict:
@@ -126,9 +133,10 @@ def run_stream(
     state_numel = set()
     for r in range(repeats + 1):
         steps = []
+        record = partial(_record, steps)
         rec.reconstruct_streaming(
             Views(views.images, views.cameras), chunk_views=chunk_views,
-            preview="merge" if preview else "none", on_chunk=steps.append,
+            preview="merge" if preview else "none", on_chunk=record,
         )  # fmt: skip
         if r == 0:
             continue  # warm-up

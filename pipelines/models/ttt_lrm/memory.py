@@ -9,7 +9,9 @@ measured peak.
 
 Offline, L is every input view's tokens (the virtual views are the inputs, run once); streaming,
 L is one chunk's (absorb) or one decode group's tokens, so the estimate does not grow with the
-views already absorbed; only the kept images and the Gaussians do.
+views already absorbed; only the kept images and the Gaussians do: the merge previews (pruned)
+while streaming, and at the end every view's unpruned Gaussians, decoded group by group and
+concatenated.
 
 Examples:
     >>> from pipelines.models.ttt_lrm.config import PRESETS
@@ -74,8 +76,13 @@ def estimate_bytes(
     head = g_pix * C * (e + 2 * F32) + g_pix * 14 * F32
     top, rest = config.keep_ratios(views)
     kept = int(n_pix * (top + (1 - top) * rest))
-    finish = (n_pix if chunk_views is None else g_pix) * C * F32 + 2 * n_pix * 8 + kept * C * F32 * 2
-    return int(MARGIN * (fixed + max(tokenize, blocks, head, finish)))
+    if chunk_views is None:
+        finish = n_pix * C * F32 + 2 * n_pix * 8 + kept * C * F32 * 2
+        previews = 0
+    else:  # every view decoded group by group, then concatenated: two unpruned copies
+        finish = 2 * n_pix * C * F32 + 2 * n_pix * 8 + kept * C * F32 * 2
+        previews = 2 * kept * C * F32  # the pruned merge previews so far and their concatenation
+    return int(MARGIN * (fixed + max(tokenize + previews, blocks + previews, head + previews, finish)))
 
 
 def check_memory(

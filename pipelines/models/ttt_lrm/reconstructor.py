@@ -154,8 +154,11 @@ class TTTLRMReconstructor(PixelReconstructor):
         return self.config.image_width, self.config.image_height
 
     def check_memory(self, views: int, width: int, height: int, *, chunk_views: int | None = None) -> int:
-        """Raise InsufficientMemory if ``views`` views will not fit; returns the estimated peak bytes."""
-        return check_memory(self.config, views=views, device=self.device, chunk_views=chunk_views)
+        """Raise InsufficientMemory if ``views`` views will not fit; returns the estimated peak bytes.
+        ``chunk_views``: streamed in chunks of that many views (decoded in groups of at least
+        ``decode_views``); None: offline."""
+        group = None if chunk_views is None else max(chunk_views, self.decode_views)
+        return check_memory(self.config, views=views, device=self.device, chunk_views=group)
 
     # ------------------------------------------------------------------ shared steps
     def prepare(self, views: Views) -> Prepared:
@@ -219,16 +222,16 @@ class TTTLRMReconstructor(PixelReconstructor):
         dev = self.device
         chunk = self.stream_chunk_views(chunk_views)
         v = len(views.cameras)
-        self.check_memory(
-            v, views.cameras.width, views.cameras.height, chunk_views=max(chunk, self.decode_views)
-        )
+        self.check_memory(v, views.cameras.width, views.cameras.height, chunk_views=chunk)
         clock = LapTimer(dev)
         stream = self.start_stream(views.cameras)
-        steps: list[StreamStep] = []
+        rows: list[dict] = []
         merged: list[Gaussians] = []
+        last: Gaussians | None = None
         n_chunks = -(-v // chunk)
         for i, s in enumerate(range(0, v, chunk)):
             check(cancel)
+            last = None  # the previous full preview is not kept beside the next one
             part = Views(views.images[s : s + chunk], views.cameras[s : s + chunk])
             clock.lap()
             stream.absorb(part, cancel=cancel)
@@ -246,7 +249,6 @@ class TTTLRMReconstructor(PixelReconstructor):
                     len(part.cameras), self.config.image_height, self.config.image_width),
                 absorb_s, decode_s, g, stream.state.num_elements,
             )  # fmt: skip
-            steps.append(step)
             progress(
                 0.9 * (i + 1) / n_chunks,
                 f"chunk {i + 1}/{n_chunks}: {step.views} views, "
@@ -254,17 +256,23 @@ class TTTLRMReconstructor(PixelReconstructor):
             )
             if on_chunk is not None:
                 on_chunk(step)
+            # keep each step's row, not its preview: every step's merged Gaussians together
+            # would grow with the square of the chunks (the last full preview is the result)
+            rows.append(step.row())
+            last = g if preview == "full" else None
+            del g, step
+        merged.clear()  # free the previews before the final decode
         progress(0.92, "decoding every view from the final weights")
-        if preview == "full" and steps:
-            g, final_s = steps[-1].gaussians, 0.0
+        if last is not None:
+            g, final_s = last, 0.0
         else:
             clock.lap()
             g = stream.decode(cancel=cancel)
             final_s = clock.lap()
         assert g is not None
         timings = {
-            "absorb_s": sum(s.absorb_s for s in steps),
-            "preview_s": sum(s.decode_s for s in steps),
+            "absorb_s": sum(r["absorb_s"] for r in rows),
+            "preview_s": sum(r["decode_s"] for r in rows),
             "decode_s": final_s,
             "total_s": clock.total(),
         }
@@ -276,7 +284,7 @@ class TTTLRMReconstructor(PixelReconstructor):
             "preview": preview,
             "frame": self.config.frame,
             "precision": self.precision,
-            "stream": [s.row() for s in steps],
+            "stream": rows,
         }
         progress(1.0, f"{g.num:,} Gaussians")
         return Reconstruction(gaussians=g, to_world=stream.to_world, timings=timings, info=info)
