@@ -273,6 +273,16 @@ def test_gsplat_matches_torch_backend(gen):
         rel = (ga - gb).norm() / gb.norm().clamp_min(1e-12)
         cos = torch.nn.functional.cosine_similarity(ga, gb, dim=0)
         assert rel < 5e-2 and cos > 0.995, f"{k}: relative gradient difference {rel:.3g}, cosine {cos:.5f}"
+    # without depth (gsplat's RGB mode, as the optimizer renders) the same image and gradients
+    for backend, device in (("gsplat", "cuda"), ("torch", "cpu")):
+        gd = g.clone().to(device).requires_grad_()
+        out = render(gd, cams.to(device), background=bg.to(device), backend=backend, depth=False)
+        (out.rgb * cot.to(device)).sum().backward()
+        assert out.depth is None
+        torch.testing.assert_close(out.rgb, outs[backend].rgb, atol=1e-5, rtol=1e-5)
+        for k, v in gd.tensors().items():  # gsplat's backward sums with atomics: order noise only
+            ga, gb = v.grad.cpu().flatten(), grads[backend][k].flatten()
+            assert (ga - gb).norm() <= 1e-4 * gb.norm() + 1e-12, (backend, k)
 
 
 # ------------------------------------------------------------------ fused vs reference path

@@ -25,7 +25,7 @@ Examples:
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -53,7 +53,7 @@ class Render:
 
     rgb: Tensor  # [C, H, W, 3]
     alpha: Tensor  # [C, H, W, 1]
-    depth: Tensor  # [C, H, W, 1] expected camera z (0 where nothing was drawn)
+    depth: Tensor | None  # [C, H, W, 1] expected camera z (0 where nothing was drawn); None if not asked
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -85,6 +85,7 @@ def render(
     eps2d: float = 0.3,
     backend: Backend = "auto",
     absgrad: bool = False,
+    depth: bool = True,
 ) -> Render:
     """Render Gaussians into every camera.
 
@@ -94,6 +95,8 @@ def render(
     background: [3] or [C,3] colour behind the Gaussians (default black), may require grad.
     near_plane / far_plane: camera-z culling; eps2d: low-pass dilation in pixels^2.
     absgrad: also accumulate |dL/dmeans2d| into meta["means2d"].absgrad (AbsGS densification).
+    depth: also render the expected depth (gsplat then rasterizes 4 channels instead of 3; the
+    optimizer's steps leave it out).
 
     Returns rgb [C,H,W,3] (not clamped above: SH colours may exceed 1), alpha [C,H,W,1] in [0,1],
     depth [C,H,W,1] expected camera z, and meta (see :class:`Render`). Differentiable w.r.t. every
@@ -119,10 +122,11 @@ def render(
         assert gsplat_available(g.device), (
             f"gsplat needs CUDA tensors and a CUDA device; Gaussians are on {g.device}"
         )
-        return _render_gsplat(g, cams, degree, bg, near_plane, far_plane, eps2d, absgrad)
+        return _render_gsplat(g, cams, degree, bg, near_plane, far_plane, eps2d, absgrad, depth)
     if backend == "torch":
         assert g.device.type == "cpu", f"the torch backend runs on the CPU; Gaussians are on {g.device}"
-        return _render_torch(g, cams, degree, bg, near_plane, far_plane, eps2d, absgrad)
+        out = _render_torch(g, cams, degree, bg, near_plane, far_plane, eps2d, absgrad)
+        return out if depth else replace(out, depth=None)
     raise ValueError(f"unknown backend {backend!r} (auto, gsplat, torch)")
 
 
@@ -170,9 +174,18 @@ def _render_torch(
 
 
 def _render_gsplat(
-    g: Gaussians, cams: Cameras, degree: int, bg: Tensor, near: float, far: float, eps2d: float, absgrad: bool
+    g: Gaussians,
+    cams: Cameras,
+    degree: int,
+    bg: Tensor,
+    near: float,
+    far: float,
+    eps2d: float,
+    absgrad: bool,
+    depth: bool = True,
 ) -> Render:
-    """gsplat's CUDA rasterizer, classic mode, dense (packed=False) metadata, RGB+ED."""
+    """gsplat's CUDA rasterizer, classic mode, dense (packed=False) metadata, RGB+ED (RGB without
+    ``depth``)."""
     import gsplat
 
     cams = cams.to(device=g.device, dtype=torch.float32)
@@ -182,11 +195,11 @@ def _render_gsplat(
         opacities=g.opacities().float(), colors=g.sh[:, :k].float(), viewmats=cams.w2c(), Ks=cams.K,
         width=cams.width, height=cams.height,
         near_plane=near, far_plane=far, eps2d=eps2d, sh_degree=degree, packed=False, backgrounds=bg.float(),
-        render_mode="RGB+ED", absgrad=absgrad, rasterize_mode="classic",
+        render_mode="RGB+ED" if depth else "RGB", absgrad=absgrad, rasterize_mode="classic",
     )  # fmt: skip
     means2d = meta["means2d"]
     if means2d.requires_grad:
         means2d.retain_grad()
     meta = dict(meta)
     meta["backend"] = "gsplat"
-    return Render(rgb=colors[..., :3], alpha=alphas, depth=colors[..., 3:4], meta=meta)
+    return Render(rgb=colors[..., :3], alpha=alphas, depth=colors[..., 3:4] if depth else None, meta=meta)

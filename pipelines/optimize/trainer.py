@@ -248,6 +248,7 @@ class Trainer:
             near_plane=cfg.near_plane,
             far_plane=cfg.far_plane,
             absgrad=absgrad,
+            depth=False,  # not in the loss: gsplat rasterizes 3 channels, as simple_trainer's RGB mode
         )
         if isinstance(self.strategy, DefaultStrategy):
             self.strategy.step_pre_backward(self.params, self.optimizers, self.strategy_state, step, out.meta)
