@@ -66,8 +66,10 @@ def test_optimize_job_shows_live_splats_pauses_and_stops(setup):
     t = studio.training
     assert t.state == "running" and t.preset == "cpu-fast" and "reduced preset" in (t.note or "")
     assert t.psnr_curve and t.psnr_curve[0][0] == 0  # the starting point of the PSNR curve
+    # the studio's state changes before its subscribers (the panel) hear of it: wait for the panel
+    assert wait_for(lambda: len(panel.loss_plot.data[0]) >= 2 and "Training" in panel.status.content)
     steps, losses = panel.loss_plot.data
-    assert len(steps) == len(losses) >= 2 and "Training" in panel.status.content
+    assert len(steps) == len(losses) >= 2
     # pause: no progress while paused; the panel offers Resume
     panel_pause = panel.pause
     studio.pause_optimize()

@@ -53,8 +53,11 @@ def _wait(cond, what: str, timeout: float, every: float = 0.05):
         time.sleep(every)
 
 
-def click_to_splats(repeats: int = 3, workspace: Path | None = None, timeout_s: float = 120.0) -> dict:
-    """Times (s) from the Reconstruct click to splats drawn in the page; see module doc."""
+def click_to_splats(
+    repeats: int = 3, workspace: Path | None = None, timeout_s: float = 120.0, dpr: float | None = None
+) -> dict:
+    """Times (s) from the Reconstruct click to splats drawn in the page; see module doc. ``dpr``:
+    open the page with viser's ``?fixedDpr=`` (canvas pixels per CSS pixel; None: the browser's)."""
     from studio.bench.browser import (
         VIEWPORT,
         changed_fraction,
@@ -86,7 +89,7 @@ def click_to_splats(repeats: int = 3, workspace: Path | None = None, timeout_s: 
             page = browser.new_page(viewport=VIEWPORT)
             renderer = webgl_renderer(page)
             known = set(running.server.get_clients())
-            page.goto(running.url)
+            page.goto(running.url + (f"?fixedDpr={dpr:g}" if dpr else ""))
             page.get_by_text("Rescan workspace").wait_for(timeout=timeout_s * 1000)
             new = _wait(
                 lambda: set(running.server.get_clients()) - known, "the page never connected", timeout_s
@@ -133,14 +136,17 @@ def click_to_splats(repeats: int = 3, workspace: Path | None = None, timeout_s: 
         "received_times_s": received_times,
         "received_median_s": statistics.median(received_times),
         "webgl_renderer": renderer,
+        "dpr": dpr,
     }
 
 
-def main(repeats: int = 3, json: Path | None = None) -> int:
+def main(repeats: int = 3, dpr: float | None = None, json: Path | None = None) -> int:
     """Click-to-splats time of the studio page on the demo capture (see module doc).
 
     Args:
         repeats: clicks timed; the median is reported.
+        dpr: open the page at this fixed device-pixel ratio (viser's ?fixedDpr=; 0.5 draws a
+            quarter of the pixels), as a user of a browser without a GPU can.
         json: also write the results here.
     """
     from studio.bench.browser import missing_reason
@@ -154,7 +160,7 @@ def main(repeats: int = 3, json: Path | None = None) -> int:
         return 1
     import os
 
-    result = click_to_splats(repeats)
+    result = click_to_splats(repeats, dpr=dpr)
     load = os.getloadavg()
     clocks = zip(result["server_times_s"], result["received_times_s"], result["times_s"], strict=True)
     rows = [[i + 1, *c] for i, c in enumerate(clocks)]
@@ -166,7 +172,7 @@ def main(repeats: int = 3, json: Path | None = None) -> int:
     )
     console.print(
         f"device: {device_description('cpu')}; load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; "
-        f"page WebGL: {result['webgl_renderer']}"
+        f"page WebGL: {result['webgl_renderer']}" + (f"; fixedDpr {dpr:g}" if dpr else "")
     )
     if json is not None:
         save_results(json, {**result, "load_average": list(load), "device": device_description("cpu")})
