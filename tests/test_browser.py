@@ -113,6 +113,29 @@ def test_load_run_shows_splats_in_every_tab(browser, running):
     page.close()
 
 
+def test_fixed_dpr_url_draws_a_quarter_of_the_pixels(browser, running):
+    """The URL `lrm-studio serve` prints for browsers without a GPU (?fixedDpr=0.5) makes the 3D
+    canvas half as wide and high in device pixels as on the page."""
+    sizes = {}
+    for query in ("", "?fixedDpr=0.5"):
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(running.url + query)
+        page.get_by_text("Rescan workspace").wait_for(timeout=TIMEOUT_S * 1000)
+        three = page.locator("canvas[data-engine^='three.js']")  # the 3D view
+        three.wait_for(timeout=TIMEOUT_S * 1000)
+
+        def sized(three=three):  # [width, height, clientWidth, clientHeight] once drawn into
+            size = three.evaluate("c => [c.width, c.height, c.clientWidth, c.clientHeight]")
+            return size if size[0] > 0 else None
+
+        sizes[query] = eventually(sized, "the 3D canvas never got a size")
+        page.close()
+    w, h, cw, ch = sizes[""]
+    assert cw > 300 and (w, h) == (cw, ch)  # headless chromium: 1 device pixel per CSS pixel
+    w, h, cw, ch = sizes["?fixedDpr=0.5"]
+    assert abs(w - cw / 2) <= 1 and abs(h - ch / 2) <= 1, sizes
+
+
 def test_delete_run_after_confirmation(browser, running):
     page, _ = open_page(browser, running)
     page.get_by_role("tab", name="Runs").click()
