@@ -291,13 +291,16 @@ def test_fast_path_matches_float64_reference(family, seed):
     fast, ref = render(scene, cams), _render_reference(scene, cams)
     agree = fast.primitive == ref.primitive
     assert agree.float().mean() > 0.99
-    # the torus's quartic starts from float32 local rays: its roots carry more rounding (1.8e-4
-    # relative seen on a grazing hit) than the closed-form kinds
-    torus = scene.kind[fast.primitive.clamp_min(0)] == Kind.TORUS
-    closed = agree & ~torus
-    torch.testing.assert_close(fast.depth[closed], ref.depth[closed].float(), rtol=1e-4, atol=1e-5)
-    tor = agree & torus
-    torch.testing.assert_close(fast.depth[tor], ref.depth[tor].float(), rtol=1e-3, atol=1e-5)
+    # Near-double roots amplify the float32 rounding of the local ray to ~sqrt(eps) = 2.4e-4
+    # relative: the torus's quartic (1.8e-4 seen on a grazing hit) and the cone's quadratic near
+    # its apex, where a ray's entry and exit nearly meet (seed 1427839232: roots 1.2e-3 apart at
+    # z = 0.955, disc / b^2 = 3.5e-7; 2.2e-4 depth error). Those kinds get 1e-3, others 1e-4.
+    kind = scene.kind[fast.primitive.clamp_min(0)]
+    loose = (kind == Kind.TORUS) | (kind == Kind.CONE)
+    tight = agree & ~loose
+    torch.testing.assert_close(fast.depth[tight], ref.depth[tight].float(), rtol=1e-4, atol=1e-5)
+    near_double = agree & loose
+    torch.testing.assert_close(fast.depth[near_double], ref.depth[near_double].float(), rtol=1e-3, atol=1e-5)
     # colour where the float32 hit point matches (a 1e-4 depth error on a photo texture shifts a
     # texel's colour by a few 1e-3: rounding, not culling)
     same = agree & ((fast.depth - ref.depth.float()).abs() <= 1e-5 * ref.depth.float())
