@@ -33,7 +33,7 @@ def serve(config: tyro.conf.OmitArgPrefixes[StudioConfig] = DEFAULT) -> int:
     print(
         f"lrm-studio: serving {running.url}  (workspace {running.studio.workspace}; Ctrl-C stops)\n"
         f"lrm-studio: in a browser without GPU acceleration (splats slow to draw), open "
-        f"{running.url}?fixedDpr=0.5 (a quarter of the pixels to draw)",
+        f"{running.url.rstrip('/')}/?fixedDpr=0.5 (a quarter of the pixels to draw)",
         flush=True,
     )
     try:
