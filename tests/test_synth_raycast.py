@@ -292,11 +292,14 @@ def test_fast_path_matches_float64_reference(family, seed):
     agree = fast.primitive == ref.primitive
     assert agree.float().mean() > 0.99
     # Near-double roots amplify the float32 rounding of the local ray to ~sqrt(eps) = 2.4e-4
-    # relative: the torus's quartic (1.8e-4 seen on a grazing hit) and the cone's quadratic near
-    # its apex, where a ray's entry and exit nearly meet (seed 1427839232: roots 1.2e-3 apart at
-    # z = 0.955, disc / b^2 = 3.5e-7; 2.2e-4 depth error). Those kinds get 1e-3, others 1e-4.
+    # relative: grazing hits on any surface (spheres at |cos| 0.002-0.004, seeds 931797964 and
+    # 800938645: 1.1e-4 and 2.4e-4), the torus's quartic (1.8e-4 on a grazing hit) and the cone
+    # near its apex, where a ray's entry and exit nearly meet (seed 1427839232: roots 1.2e-3 apart
+    # at z = 0.955, cos -0.64; 2.2e-4). Those get 1e-3; every other hit 1e-4.
     kind = scene.kind[fast.primitive.clamp_min(0)]
-    loose = (kind == Kind.TORUS) | (kind == Kind.CONE)
+    _, dirs = cams.pixel_rays()
+    grazing = (ref.normals.permute(0, 2, 3, 1).float() * dirs).sum(-1).abs() < 0.05
+    loose = (kind == Kind.TORUS) | (kind == Kind.CONE) | grazing
     tight = agree & ~loose
     torch.testing.assert_close(fast.depth[tight], ref.depth[tight].float(), rtol=1e-4, atol=1e-5)
     near_double = agree & loose
