@@ -143,6 +143,7 @@ RECIPES: dict[str, TrainConfig] = {
         threads=1,
     ),  # fmt: skip
     "ttt-lrm": _TTT,
+    # ``tiny``, not ``tiny-demo``: this stream's model-frame depths (median 7.3) exceed tiny-demo's 5
     "ttt-lrm-tiny": _TTT.with_(preset="tiny", stream="long-lrm-tiny", lr=4e-4, grad_clip=10.0, **_TINY),
 }
 

@@ -52,8 +52,8 @@ def main(
     """Train a feed-forward model (any registered model with a trainer adapter).
 
     Args:
-        recipe: a named recipe (long-lrm, long-lrm-tiny, long-lrm-tiny-demo, ttt-lrm, ttt-lrm-tiny,
-            ttt-lrm-tiny-demo). Default: the recipe of --model / --preset.
+        recipe: a named recipe (long-lrm, long-lrm-tiny, long-lrm-tiny-demo, ttt-lrm, ttt-lrm-tiny).
+            Default: the recipe of --model / --preset.
         out: run folder: checkpoints/, log.jsonl, config.json (resumed when it has checkpoints).
         model: a model with a trainer adapter: long-lrm or ttt-lrm (GeoLRM has none yet).
         preset: the model's architecture preset.

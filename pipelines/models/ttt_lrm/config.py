@@ -14,8 +14,13 @@ released checkpoints ``dl3dv_full.pt`` / ``dl3dv_ar.pt`` on HF ``chenwang/tttLRM
   tests and streaming demos.
 - ``tiny-demo``: ``tiny`` with the activation constants of Long-LRM's ``tiny-demo`` for training
   on small procedural scenes: depth ``sigmoid(.) * 5`` and scales from ``e^-4.6``. With the
-  official 500 a random-init network puts every Gaussian 175-280 units away from rooms a few
-  units across, where it can miss every target pixel (then the loss has no gradient at all).
+  official 500 a random-init network puts every Gaussian 175-280 units along its ray, where it
+  can fall behind every target camera or off its image: the renderer culls all of them and the
+  loss has no gradient at all. Depths up to 5 fit rooms whose input cameras span the scene, as
+  in the ``demo-tiny`` stream's orbits (model-frame depth p99 4.2); not the ``long-lrm-tiny``
+  stream (median 7.3, p99 19), which the ``ttt-lrm-tiny`` recipe trains with ``tiny``, nor a
+  few inputs that lie almost at one point (positions normalised into [-1, 1] then blow the
+  room up to hundreds of units).
 
 Gaussians (both official configs): SH degree 3, ``scale - 2.3`` clamped at -1.2, ``opacity - 2``,
 depth ``sigmoid(.) * 500`` along the pixel ray; pruning keeps the 40 % most opaque plus 10 % of
