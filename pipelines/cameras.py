@@ -261,6 +261,24 @@ class Cameras:
         o, d = self.pixel_rays()
         return torch.cat([torch.linalg.cross(o, d, dim=-1), d], dim=-1)
 
+    def unproject(self, depth: Tensor) -> Tensor:
+        """Camera z-depth [N, H, W] at pixel centres -> world points [N, H, W, 3] (the inverse of
+        :meth:`project`)."""
+        dev, dt = self.c2w.device, self.c2w.dtype
+        assert depth.shape == (len(self), self.height, self.width), (
+            f"depth must be {(len(self), self.height, self.width)}, got {tuple(depth.shape)}"
+        )
+        v, u = torch.meshgrid(
+            torch.arange(self.height, device=dev, dtype=dt) + 0.5,
+            torch.arange(self.width, device=dev, dtype=dt) + 0.5,
+            indexing="ij",
+        )
+        z = depth.to(dev, dt)
+        x = (u[None] - self.cx[:, None, None]) / self.fx[:, None, None] * z
+        y = (v[None] - self.cy[:, None, None]) / self.fy[:, None, None] * z
+        p_cam = torch.stack([x, y, z], dim=-1)  # [N, H, W, 3]
+        return torch.einsum("nij,nhwj->nhwi", self.c2w[:, :3, :3], p_cam) + self.c2w[:, None, None, :3, 3]
+
     def project(self, points: Tensor) -> tuple[Tensor, Tensor]:
         """World points [P, 3] -> pixel coordinates [N, P, 2] and camera z-depth [N, P]."""
         w2c = self.w2c()

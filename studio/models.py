@@ -15,7 +15,7 @@ else the first file found, else tttLRM, else the first registered model.
 Examples:
     >>> choices = model_choices(Path("ws/weights"))          # doctest: +SKIP
     >>> [c.label for c in choices]                           # doctest: +SKIP
-    ['long-lrm tiny-demo (shipped)', 'long-lrm', 'geolrm', 'ttt-lrm']
+    ['geolrm tiny-demo (shipped)', 'long-lrm tiny-demo (shipped)', 'long-lrm', 'geolrm', 'ttt-lrm']
 """
 
 from __future__ import annotations

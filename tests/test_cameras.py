@@ -86,6 +86,17 @@ def test_pixel_rays_hit_their_pixel_centres(gen):
         torch.testing.assert_close(uv[0], torch.stack([ii, jj], -1).reshape(-1, 2), atol=1e-3, rtol=0)
 
 
+def test_unproject_inverts_project(gen):
+    cams = random_cameras(gen, n=3, width=9, height=6).to(dtype=torch.float64)
+    z = torch.rand(3, 6, 9, generator=gen, dtype=torch.float64) * 4 + 0.3
+    pts = cams.unproject(z)  # [3, 6, 9, 3]; the rotations are orthonormal to float32 precision
+    jj, ii = torch.meshgrid(torch.arange(6) + 0.5, torch.arange(9) + 0.5, indexing="ij")
+    for i in range(3):
+        uv, depth = cams[i].project(pts[i].reshape(-1, 3))
+        torch.testing.assert_close(uv[0], torch.stack([ii, jj], -1).reshape(-1, 2).double(), atol=1e-5, rtol=0)
+        torch.testing.assert_close(depth[0], z[i].reshape(-1), atol=1e-5, rtol=0)
+
+
 def test_plucker_moment_is_invariant_along_ray(gen):
     cams = random_cameras(gen, n=2, width=8, height=6)
     pl = cams.plucker()

@@ -39,6 +39,31 @@ def test_train_export_eval_cli(tmp_path):
     assert set(res["wins"]) == {"mean_colour", "reprojection"} and 0 <= res["wins"]["reprojection"] <= 4
 
 
+def test_geolrm_two_stages_cli(tmp_path):
+    """GeoLRM's stage 1 (--stage proposal), its export as stage 2's --init, and train eval on
+    held-out procedural objects (targets that are not inputs)."""
+    common = ["--recipe", "geolrm-tiny", "--steps", "2", "--threads", "1", "--device", "cpu"]
+    assert cli(["train", *common, "--stage", "proposal", "--out", str(tmp_path / "s1")]) is None
+    rows = [json.loads(line) for line in (tmp_path / "s1" / "log.jsonl").read_text().splitlines()]
+    assert "occupancy" in rows[-1] and "mse" not in rows[-1] and 0 <= rows[-1]["recall"] <= 1
+    assert cli(["train", "export", str(tmp_path / "s1"), "--out", str(tmp_path / "s1.safetensors")]) is None
+    assert (
+        cli(["train", *common, "--init", str(tmp_path / "s1.safetensors"), "--out", str(tmp_path / "s2")])
+        is None
+    )
+    rows = [json.loads(line) for line in (tmp_path / "s2" / "log.jsonl").read_text().splitlines()]
+    assert "mse" in rows[-1] and "mask" in rows[-1] and "occupancy" not in rows[-1]
+    weights = tmp_path / "geo.safetensors"
+    assert cli(["train", "export", str(tmp_path / "s2"), "--out", str(weights)]) is None
+    assert load_weights(weights)[1]["model"] == "geolrm"
+    report = tmp_path / "eval.json"
+    argv = ["train", "eval", "--model", "geolrm", "--weights", str(weights), "--procedural", "1",
+            "--stream", "geolrm-tiny", "--device", "cpu", "--json", str(report)]  # fmt: skip
+    assert cli(argv) is None
+    (res,) = json.loads(report.read_text())["results"].values()
+    assert 1 <= res["views"] <= 7 and res["model_psnr"] > 0  # 8 targets, 1-7 of them inputs
+
+
 def test_eval_summary_counts_the_views_the_model_wins(gen):
     """Means over views then scenes, and the paired per-view win counts, against a brute force."""
     from pipelines.train.evaluate import _summarise

@@ -10,7 +10,17 @@ Recipes (shared/reference notes):
   at 256^2.
 - ``ttt-lrm``: tttLRM's DL3DV config (ttt_lrm.md §8): lr 5e-5, betas (0.9, 0.95), wd 0.05, clip 1,
   mse 1 + perceptual 0.5 + opacity 0.01 + depth 0.01 (disparity).
-- ``*-tiny``: the CPU versions (tiny presets, 64 px procedural rooms, 8 inputs).
+- ``geolrm-proposal`` / ``geolrm``: GeoLRM's two stages (geolrm.md §4). Stage 1, the proposal
+  network: occupancy BCE + geo_scal (weight 1), AdamW lr 2e-4, betas (0.9, 0.95), wd 0.05, 500
+  warm-up steps, cosine to 0.001 x lr at 50,000, clip 10, batch 2. Stage 2, the reconstruction
+  network with the proposal frozen: mse 4 (the official MSE of images mapped to [-1, 1], i.e. 4x
+  ours) + perceptual 2 + mask 1 + depth 0.2 (log), lr 1e-4, 12,000 warm-up steps, cosine to
+  0.001 x lr at 100,000, clip 4, fp32, activation checkpointing. Ours differ in two places: the
+  background is white (the official recipe re-composites targets on a random colour per batch)
+  and the depth term is a plain log-L1 (official: edge-aware) without the depth-TV term.
+- ``*-tiny``: the CPU versions (tiny presets, 64 px procedural rooms, 8 inputs; GeoLRM: objects).
+- ``geolrm-tiny-demo-proposal`` / ``geolrm-tiny-demo``: the shipped GeoLRM demo model
+  (assets/models/geolrm-tiny-demo.md), the two stages on procedural objects at 64 px.
 - ``long-lrm-tiny-demo``: the shipped demo model (assets/models/long-lrm-tiny-demo.md): the
   ``tiny-demo`` preset on the demo capture's domain (procedural rooms with a centre table,
   orbits, 50 deg field of view, 112 x 64), a pool of rooms rendered once, log-depth supervision
@@ -49,7 +59,8 @@ class TrainConfig:
     times the clip (0: never). losses: weights of the terms. background: colour behind the
     Gaussians in the renders ("random": one per sample and step). bf16: autocast on CUDA;
     grad_checkpointing: per-block activation checkpointing; prune_in_training: Long-LRM's
-    stage-3 pruning. init: weights
+    stage-3 pruning; stage: GeoLRM's training stage ("proposal": the occupancy network;
+    "reconstruction": the Gaussian network, the proposal frozen). init: weights
     (safetensors) to start from. seed: network init and per-step randomness; data_seed: the
     stream. checkpoint_every / keep_checkpoints / log_every: in steps; eval_every: held-out PSNR
     on eval_examples procedural examples of stream seed eval_seed (0: never). num_workers: data
@@ -79,6 +90,7 @@ class TrainConfig:
     bf16: bool = True
     grad_checkpointing: bool = True
     prune_in_training: bool = False
+    stage: Literal["proposal", "reconstruction"] = "reconstruction"
     init: str | None = None
     perceptual_weights: str | None = None
     seed: int = 0
@@ -119,6 +131,15 @@ _TTT = TrainConfig(
     model="ttt-lrm", preset="official-full", stream="long-lrm", steps=100_000, lr=5e-5, grad_clip=1.0,
     losses=LossWeights(mse=1.0, perceptual=0.5, opacity=0.01, depth=0.01),
 )  # fmt: skip
+_GEO = TrainConfig(
+    model="geolrm", preset="official", stream="geolrm", steps=100_000, lr=1e-4, warmup_steps=12_000,
+    min_lr_ratio=0.001, grad_clip=4.0, skip_grad_factor=0.0, bf16=False,
+    losses=LossWeights(mse=4.0, perceptual=2.0, opacity=0.0, depth=0.2, depth_form="log", mask=1.0),
+)  # fmt: skip
+_GEO_PROPOSAL = _GEO.with_(
+    stage="proposal", steps=50_000, lr=2e-4, warmup_steps=500, grad_clip=10.0, batch_size=2,
+    losses=LossWeights(mse=0.0, perceptual=0.0, opacity=0.0, depth=0.0, occupancy=1.0),
+)  # fmt: skip
 _TINY = dict(steps=2000, warmup_steps=100, grad_checkpointing=False, checkpoint_every=100, log_every=10)
 
 RECIPES: dict[str, TrainConfig] = {
@@ -143,6 +164,36 @@ RECIPES: dict[str, TrainConfig] = {
         threads=1,
     ),  # fmt: skip
     "ttt-lrm": _TTT,
+    "geolrm-proposal": _GEO_PROPOSAL,
+    "geolrm": _GEO,
+    "geolrm-tiny": _GEO.with_(preset="tiny", stream="geolrm-tiny", lr=4e-4, **_TINY),
+    "geolrm-tiny-demo-proposal": _GEO_PROPOSAL.with_(
+        preset="tiny-demo",
+        stream="geolrm-tiny",
+        steps=6000,
+        warmup_steps=200,
+        lr=1e-3,
+        min_lr_ratio=0.05,
+        batch_size=1,
+        checkpoint_every=200,
+        log_every=20,
+        threads=1,
+    ),
+    "geolrm-tiny-demo": _GEO.with_(
+        preset="tiny-demo",
+        stream="geolrm-tiny",
+        steps=4000,
+        warmup_steps=200,
+        lr=4e-4,
+        min_lr_ratio=0.05,
+        losses=LossWeights(mse=4.0, perceptual=2.0, opacity=0.0, depth=0.2, depth_form="log", mask=1.0),
+        grad_checkpointing=False,
+        checkpoint_every=200,
+        log_every=10,
+        eval_every=500,
+        eval_examples=8,
+        threads=1,
+    ),
     # ``tiny``, not ``tiny-demo``: this stream's model-frame depths (median 7.3) exceed tiny-demo's 5
     "ttt-lrm-tiny": _TTT.with_(preset="tiny", stream="long-lrm-tiny", lr=4e-4, grad_clip=10.0, **_TINY),
 }

@@ -137,13 +137,22 @@ def evaluate_procedural(
     progress: Progress = no_progress,
     cancel: CancelToken | None = None,
 ) -> EvalResult:
-    """Held-out procedural scenes: examples 0..count-1 of stream ``seed`` (module docstring)."""
+    """Held-out procedural scenes: examples 0..count-1 of stream ``seed`` (module docstring).
+    Object streams (GeoLRM's sampling, whose targets include the inputs) are scored on the
+    targets that are not inputs; the inputs carry their depth's surface points as a capture
+    carries SfM points."""
+    from pipelines.train.data import sparse_points
+
     cfg = replace(stream, target_has_input=False)
     rows, names = [], []
     for i in range(count):
         check(cancel)
         ex = make_example(cfg, seed, i)
-        rows.append(score_scene(rec, ex.inputs, ex.targets, cancel=cancel))
+        held = [k for k, t in enumerate(ex.target_index) if t not in ex.input_index]
+        targets = Views(ex.targets.images[held], ex.targets.cameras[held])
+        depth = torch.where(ex.input_mask, ex.input_depth, torch.zeros_like(ex.input_depth))
+        inputs = Views(ex.inputs.images, ex.inputs.cameras, sparse_points(ex.inputs.cameras, depth))
+        rows.append(score_scene(rec, inputs, targets, cancel=cancel))
         names.append(f"procedural {seed}/{i}")
         progress((i + 1) / count, f"scene {i + 1}/{count}")
     return _summarise(rows, names)
@@ -229,6 +238,10 @@ def reconstructor_for(adapter, device: torch.device | str = "cpu") -> Reconstruc
         from pipelines.models.ttt_lrm.reconstructor import TTTLRMReconstructor
 
         return TTTLRMReconstructor(adapter.model, device=device)
+    if name == "geolrm":
+        from pipelines.models.geolrm.reconstructor import GeoLRMReconstructor
+
+        return GeoLRMReconstructor(adapter.model.to(device))
     raise ValueError(f"no evaluation pipeline for {name!r}")
 
 

@@ -209,8 +209,9 @@ def train(
     if config.threads:
         torch.set_num_threads(config.threads)
     adapter = make_adapter(
-        config.model, config.preset, seed=config.seed, prune_in_training=config.prune_in_training
-    )
+        config.model, config.preset, seed=config.seed, prune_in_training=config.prune_in_training,
+        stage=config.stage,
+    )  # fmt: skip
     adapter.bf16 = config.bf16  # type: ignore[attr-defined]
     model = adapter.model
     if config.init:
@@ -353,7 +354,7 @@ def _multiple(adapter: Adapter) -> int:
 
 
 def _model_config_json(model: nn.Module) -> str:
-    c = getattr(model, "config", None)
+    c = getattr(model, "config", getattr(model, "cfg", None))
     return c.to_json() if c is not None and hasattr(c, "to_json") else ""
 
 

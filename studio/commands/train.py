@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import tyro
 
@@ -40,6 +40,7 @@ def main(
     cache_dir: str | None = None,
     perceptual_weights: str | None = None,
     init: str | None = None,
+    stage: Literal["proposal", "reconstruction"] | None = None,
     eval_every: int | None = None,
     checkpoint_every: int | None = None,
     threads: int | None = None,
@@ -52,10 +53,11 @@ def main(
     """Train a feed-forward model (any registered model with a trainer adapter).
 
     Args:
-        recipe: a named recipe (long-lrm, long-lrm-tiny, long-lrm-tiny-demo, ttt-lrm, ttt-lrm-tiny).
+        recipe: a named recipe (long-lrm, long-lrm-tiny, long-lrm-tiny-demo, ttt-lrm, ttt-lrm-tiny,
+            geolrm-proposal, geolrm, geolrm-tiny, geolrm-tiny-demo-proposal, geolrm-tiny-demo).
             Default: the recipe of --model / --preset.
         out: run folder: checkpoints/, log.jsonl, config.json (resumed when it has checkpoints).
-        model: a model with a trainer adapter: long-lrm or ttt-lrm (GeoLRM has none yet).
+        model: a model with a trainer adapter: long-lrm, ttt-lrm or geolrm.
         preset: the model's architecture preset.
         data: "procedural" (the synth stream), or a folder / .json / .txt list of scenes in Long-LRM's
             opencv_cameras.json layout, or studio capture folders (cameras.json).
@@ -69,7 +71,9 @@ def main(
         cache_dir: where the pool's rendered rooms are kept between sessions.
         perceptual_weights: a VGG-19 weights file (torchvision layout) for the perceptual loss; the
             loss is off without it (nothing is downloaded).
-        init: safetensors weights to start from.
+        init: safetensors weights to start from (GeoLRM's stage 2: the export of stage 1).
+        stage: GeoLRM's stage: proposal (occupancy network) or reconstruction (Gaussian network,
+            the proposal frozen).
         eval_every: held-out procedural PSNR vs baselines every N steps (0: never).
         checkpoint_every: steps between checkpoints.
         threads: torch CPU threads per process.
@@ -94,7 +98,7 @@ def main(
         for k, v in dict(
             model=model, preset=preset, data=data, stream=stream, steps=steps, max_minutes=max_minutes,
             batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, pool=pool, cache_dir=cache_dir,
-            perceptual_weights=perceptual_weights, init=init, eval_every=eval_every,
+            perceptual_weights=perceptual_weights, init=init, stage=stage, eval_every=eval_every,
             checkpoint_every=checkpoint_every, threads=threads, num_workers=num_workers, seed=seed,
         ).items()
         if v is not None

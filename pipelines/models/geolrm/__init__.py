@@ -22,7 +22,7 @@ import os
 
 import torch
 
-from pipelines.models.checkpoints import WeightsError, load_weights
+from pipelines.models.checkpoints import WeightsError, load_weights, shipped_weights
 from pipelines.models.geolrm.config import PRESETS, GeoLRMConfig
 from pipelines.models.geolrm.model import GeoLRM, GeoLRMInputs
 from pipelines.models.geolrm.preprocess import judge_object_centric, normalize_to_cube, select_views
@@ -55,8 +55,11 @@ def load(
     seed: int = 0,
 ) -> GeoLRMReconstructor:
     """A GeoLRM reconstructor from our safetensors file (``lrm-studio weights import geolrm``)
-    or, without weights, randomly initialised from a preset. The preset defaults to the one
-    stored with the weights, else ``official``."""
+    or, without weights, the preset's shipped weights (``assets/models/geolrm-<preset>.safetensors``)
+    when there are some, else random ones (logged). The preset defaults to the one stored with the
+    weights, else ``official``."""
+    if weights is None and preset is not None:
+        weights = shipped_weights("geolrm", preset)
     meta = {}
     if weights is not None:
         sd, meta = load_weights(weights)

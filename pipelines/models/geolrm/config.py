@@ -32,7 +32,8 @@ released weights. For ``"global"`` we take 0.5, the training value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from pipelines.models.blocks.dinov2 import VIT_B14, DinoV2Config
@@ -113,6 +114,17 @@ class GeoLRMConfig:
         """Raw channels per Gaussian: xyz 3, opacity 1, scale 3, rotation 4, rgb 3."""
         return 14
 
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> GeoLRMConfig:
+        d = json.loads(text)
+        return GeoLRMConfig(
+            **d | {"dino": DinoV2Config(**d["dino"]), "proposal": TransformerConfig(**d["proposal"]),
+                   "reconstruction": TransformerConfig(**d["reconstruction"])}
+        )  # fmt: skip
+
 
 PRESETS: dict[str, GeoLRMConfig] = {
     "official": GeoLRMConfig(),
@@ -130,3 +142,23 @@ PRESETS: dict[str, GeoLRMConfig] = {
         view_chunk=2,
     ),
 }
+# the architecture trained on the CPU (assets/models/geolrm-tiny-demo.md): a 32^3 occupancy grid
+# from 8^3 proposal tokens, up to 2048 anchors x 8 Gaussians, 112 px inputs, the paper's global
+# attention (trained from scratch, so the released weights' head-mixing mode has no reason to be
+# kept) and no origin padding (padding anchors only cost time when the weights are our own)
+PRESETS["tiny-demo"] = GeoLRMConfig(
+    dino=DinoV2Config(dim=96, depth=3, heads=4, pos_grid=8),
+    feat_dim=48,
+    proposal=TransformerConfig(dim=48, layers=2, heads=2, dropout=0.0, ffn_multiple_of=32, points=4),
+    reconstruction=TransformerConfig(
+        dim=96, layers=4, heads=4, ffn_multiple_of=32, points=4, attention="global"
+    ),
+    grid_size=32,
+    token_res=4,
+    max_anchors=2048,
+    pad_anchors=False,
+    gaussians_per_anchor=8,
+    image_size=112,
+    query_chunk=2048,
+    view_chunk=4,
+)
