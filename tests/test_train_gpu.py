@@ -1,6 +1,7 @@
 """Trainer on CUDA: bf16 autocast + gradient checkpointing train the tiny Long-LRM (loss falls,
-no skipped steps), checkpointing leaves the gradients unchanged, and a 2-process NCCL step
-equals one process on the whole batch (needs 2 GPUs). Run by scripts/gpu_checks.sh."""
+no skipped steps), checkpointing leaves the gradients unchanged, GeoLRM's two stages train under
+bf16 (gsplat renders stage 2), and a 2-process NCCL step equals one process on the whole batch
+(needs 2 GPUs). Run by scripts/gpu_checks.sh."""
 
 from __future__ import annotations
 
@@ -43,6 +44,21 @@ def test_gradient_checkpointing_keeps_gradients(seed):
         grads.append([p.grad.float().clone() for p in ad.model.parameters() if p.grad is not None])
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-2)  # bf16 recomputation
+
+
+@pytest.mark.parametrize("stage", ["proposal", "reconstruction"])
+def test_geolrm_stages_train_under_bf16(tmp_path, stage, seed):
+    from pipelines.train.config import RECIPES
+    from tests.test_train_geolrm import FixedSource as ObjectSource
+
+    base = RECIPES["geolrm-tiny-demo-proposal" if stage == "proposal" else "geolrm-tiny-demo"]
+    cfg = base.with_(steps=40, warmup_steps=1, lr=2e-3, log_every=1, eval_every=0, checkpoint_every=1000,
+                     bf16=True, threads=None, seed=seed % 1000)  # fmt: skip
+    res = train(cfg, tmp_path, source=ObjectSource(2, seed), device="cuda")
+    assert res.step == 40 and res.skipped_nonfinite == 0
+    rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    first, last = rows[0]["total"], min(r["total"] for r in rows[-5:])
+    assert last < 0.85 * first, (first, last)
 
 
 def _nccl_worker(rank, world, init_file, out, seed):

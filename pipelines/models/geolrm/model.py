@@ -146,6 +146,17 @@ class GeoLRM(nn.Module):
         self.proposal = ProposalNetwork(cfg)
         self.reconstruction = ReconstructionNetwork(cfg)
 
+    @property
+    def grad_checkpointing(self) -> bool:
+        """Per-block activation checkpointing of both transformers (training; the official stage 2
+        checkpoints ``forward_latents``)."""
+        return self.reconstruction.transformer.grad_checkpointing
+
+    @grad_checkpointing.setter
+    def grad_checkpointing(self, enabled: bool) -> None:
+        self.proposal.transformer.grad_checkpointing = enabled
+        self.reconstruction.transformer.grad_checkpointing = enabled
+
     def select(
         self, logits: Tensor, generator: torch.Generator | None = None, *, max_anchors: int | None = None
     ) -> Anchors:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pipelines.models.blocks.checkpointing import checkpointed
 from pipelines.models.blocks.deformable_attention import MultiViewDeformableAttention
 from pipelines.models.blocks.rope3d import rope3d
 from pipelines.models.geolrm.config import TransformerConfig
@@ -164,6 +165,7 @@ class GeoTransformer(nn.Module):
         self.query_token = nn.Parameter(torch.randn(1, 1, cfg.dim - 3))
         self.layers = nn.ModuleList(GeoTransformerBlock(cfg, feat_dim) for _ in range(cfg.layers))
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.grad_checkpointing = False  # per-block activation checkpointing (training)
 
     def forward(
         self,
@@ -183,7 +185,16 @@ class GeoTransformer(nn.Module):
         assert pos.shape == (b, n, 3), f"pos must be [B, N, 3] = {(b, n, 3)}, got {tuple(pos.shape)}"
         h = torch.cat([xyz, self.query_token.expand(b, n, -1).to(xyz.dtype)], dim=-1)  # [B, N, D]
         for i, layer in enumerate(self.layers):
-            h = layer(h, pos, feats, ref, view_chunk=view_chunk, query_chunk=query_chunk)
+            h = checkpointed(
+                self.grad_checkpointing,
+                layer,
+                h,
+                pos,
+                feats,
+                ref,
+                view_chunk=view_chunk,
+                query_chunk=query_chunk,
+            )
             if after_layer is not None:
                 after_layer(i)
         return self.norm(h)
