@@ -14,31 +14,12 @@ from pipelines.models.geolrm.proposal import grid_points
 from pipelines.synth.stream import PRESETS as STREAMS
 from pipelines.train.adapters import make_adapter, occupancy_grid
 from pipelines.train.config import RECIPES
-from pipelines.train.data import ProceduralSource, Sample
+from pipelines.train.data import ProceduralSource
 from pipelines.train.losses import LossWeights, occupancy_loss
 from pipelines.train.trainer import TrainStep, export_weights, latest_checkpoint, train
+from tests.test_train import FixedSource, one_thread  # noqa: F401 (one_thread: an autouse fixture)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-class FixedSource:
-    """``n`` procedural object samples, index i -> sample i mod n."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        src = ProceduralSource(STREAMS["geolrm-tiny"], seed)
-        self.samples = [src[i] for i in range(n)]
-
-    def __len__(self) -> int:
-        return 2**62
-
-    def __getitem__(self, i: int) -> Sample:
-        return self.samples[i % len(self.samples)]
+OBJECTS = STREAMS["geolrm-tiny"]
 
 
 def test_occupancy_grid_marks_the_nearest_voxel_centre(gen):
@@ -100,7 +81,7 @@ def test_each_stage_learns_with_the_other_network_frozen(stage, seed):
     ad = make_adapter("geolrm", "tiny", stage=stage, seed=seed % 1000)
     frozen = ad.model.reconstruction if stage == "proposal" else ad.model.proposal
     before = {k: v.clone() for k, v in frozen.state_dict().items()}
-    src = FixedSource(2, seed)
+    src = FixedSource(2, seed, OBJECTS)
     batch = [ad.prepare(src[0]), ad.prepare(src[1])]
     weights = (
         LossWeights(mse=0.0, perceptual=0.0, opacity=0.0, depth=0.0, occupancy=1.0)
@@ -128,7 +109,7 @@ def test_two_stages_export_and_load(tmp_path, seed):
     from pipelines.models.geolrm import load
     from pipelines.models.geolrm.model import GeoLRMInputs
 
-    src = FixedSource(2, seed)
+    src = FixedSource(2, seed, OBJECTS)
     base = RECIPES["geolrm-tiny"].with_(steps=3, warmup_steps=1, checkpoint_every=1000, log_every=1,
                                          seed=seed % 1000, threads=None)  # fmt: skip
     one = train(base.with_(stage="proposal", losses=RECIPES["geolrm-proposal"].losses), tmp_path / "s1",
@@ -198,7 +179,7 @@ def test_gradient_checkpointing_keeps_the_gradients(seed, monkeypatch):
     calls = []
     real = ckpt.checkpoint
     monkeypatch.setattr(ckpt, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
-    sample = FixedSource(1, seed)[0]
+    sample = FixedSource(1, seed, OBJECTS)[0]
     grads = []
     for enabled in (False, True):
         for stage in ("proposal", "reconstruction"):

@@ -49,12 +49,12 @@ def test_gradient_checkpointing_keeps_gradients(seed):
 @pytest.mark.parametrize("stage", ["proposal", "reconstruction"])
 def test_geolrm_stages_train_under_bf16(tmp_path, stage, seed):
     from pipelines.train.config import RECIPES
-    from tests.test_train_geolrm import FixedSource as ObjectSource
+    from tests.test_train_geolrm import OBJECTS
 
     base = RECIPES["geolrm-tiny-demo-proposal" if stage == "proposal" else "geolrm-tiny-demo"]
     cfg = base.with_(steps=40, warmup_steps=1, lr=2e-3, log_every=1, eval_every=0, checkpoint_every=1000,
                      bf16=True, threads=None, seed=seed % 1000)  # fmt: skip
-    res = train(cfg, tmp_path, source=ObjectSource(2, seed), device="cuda")
+    res = train(cfg, tmp_path, source=FixedSource(2, seed, OBJECTS), device="cuda")
     assert res.step == 40 and res.skipped_nonfinite == 0
     rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     first, last = rows[0]["total"], min(r["total"] for r in rows[-5:])

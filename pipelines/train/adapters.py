@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from pipelines.cameras import Cameras
 from pipelines.gaussians import Gaussians
-from pipelines.train.data import DepthKind, Sample, sparse_points
+from pipelines.train.data import DepthKind, Sample, sparse_points, surface_points
 from pipelines.transforms import Similarity
 
 
@@ -240,11 +240,7 @@ class GeoLRMAdapter:
         t_cams = t.cameras.to("cpu", dtype=torch.float64).transform(to_model).to(dtype=torch.float32)
         occupancy = None
         depths = [(sample.inputs.cameras, sample.input_depth), (t.cameras, sample.target_depth)]
-        pts = [
-            cm.to("cpu", dtype=torch.float64).unproject(d.double())[d > 0]
-            for cm, d in depths
-            if d is not None
-        ]
+        pts = [surface_points(cm, d) for cm, d in depths if d is not None]
         if pts:
             occupancy = occupancy_grid(to_model.apply(torch.cat(pts)), c.grid_size, c.cube_half)
         return Prepared(

@@ -100,11 +100,17 @@ class Sample:
             )
 
 
+def surface_points(cameras: Cameras, depth: Tensor) -> Tensor:
+    """World points [P, 3] (float64) of every pixel with known depth (depth [V, H, W] camera z,
+    0 = unknown)."""
+    return cameras.to("cpu", dtype=torch.float64).unproject(depth.double().cpu())[depth.cpu() > 0]
+
+
 def sparse_points(cameras: Cameras, depth: Tensor, max_points: int = 4096) -> Tensor | None:
-    """World points [P, 3] (float64, P <= max_points, an even subset) of every pixel with known
-    depth (depth [V, H, W] camera z, 0 = unknown): the stand-in for a capture's sparse SfM points
-    where a model needs them (GeoLRM's cube normalisation). None when no depth is known."""
-    p = cameras.to("cpu", dtype=torch.float64).unproject(depth.double().cpu())[depth.cpu() > 0]
+    """An even subset (at most max_points) of :func:`surface_points`: the stand-in for a
+    capture's sparse SfM points where a model needs them (GeoLRM's cube normalisation). None when
+    no depth is known."""
+    p = surface_points(cameras, depth)
     if len(p) == 0:
         return None
     return p[torch.linspace(0, len(p) - 1, min(len(p), max_points)).long()]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import torch
 
@@ -77,4 +78,9 @@ def load(
         with torch.device("meta"):
             model = GeoLRM(cfg)
         model.load_state_dict(sd, strict=True, assign=True)
-    return GeoLRMReconstructor(model.to(resolve_device(device)).eval(), precision=precision, seed=seed)
+    return GeoLRMReconstructor(
+        model.to(resolve_device(device)).eval(),
+        precision=precision,
+        seed=seed,
+        weights=None if weights is None else Path(weights),
+    )

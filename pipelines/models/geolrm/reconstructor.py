@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -60,8 +61,10 @@ class GeoLRMReconstructor:
         min_opacity: float = 0.005,
         background: Background = "white_outside_cube",
         fill: float = 0.9,
+        weights: Path | None = None,
     ) -> None:
         self.model = model.eval()
+        self.weights = weights  # the file the parameters came from (None: random), for run.json
         self.cfg = model.cfg
         self.precision, self.seed, self.min_opacity = precision, seed, min_opacity
         self.background, self.fill = background, fill
