@@ -151,7 +151,7 @@ def evaluate(
     preset: str | None = None,
     weights: Path | None = None,
     procedural: int = 16,
-    stream: str = "demo-tiny",
+    stream: str | None = None,
     seed: int = 1_000_000,
     demo: bool = False,
     capture: list[Path] | None = None,
@@ -168,7 +168,8 @@ def evaluate(
             when no --weights).
         weights: a safetensors weights file.
         procedural: held-out procedural scenes (0: none).
-        stream: synth stream preset of the procedural scenes.
+        stream: synth stream preset of the procedural scenes (default: the model's domain,
+            geolrm-tiny objects for GeoLRM, demo-tiny rooms for the others).
         seed: stream seed of the held-out scenes (training uses other seeds).
         demo: also the bundled demo capture (assets/demo: demo.mp4 + gt_cameras.json).
         capture: capture folders (cameras.json with a test split) to evaluate on.
@@ -190,6 +191,7 @@ def evaluate(
         "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
     )
     rec = load_model(model, weights=weights, preset=preset, device=dev)
+    stream = stream or ("geolrm-tiny" if model == "geolrm" else "demo-tiny")
     results = {}
     if procedural > 0:
         with progress_bar("procedural") as progress:
