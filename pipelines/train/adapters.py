@@ -230,17 +230,18 @@ class GeoLRMAdapter:
 
         c = self.model.cfg  # type: ignore[union-attr]
         cams = sample.inputs.cameras.to("cpu")
-        points = None if sample.input_depth is None else sparse_points(cams, sample.input_depth)
+        t = sample.targets
+        depths = [(cams, sample.input_depth), (t.cameras, sample.target_depth)]
+        surface = [None if d is None else surface_points(cm, d) for cm, d in depths]  # inputs, targets
+        points = None if surface[0] is None else sparse_points(surface[0])
         norm = normalize_to_cube(cams, points, cube_half=c.cube_half)
         inputs, cube_cams = prepare_inputs(
             sample.inputs.images.float(), cams, norm, image_size=c.image_size, cube_half=c.cube_half
         )
         to_model, s = norm.to_cube, norm.to_cube.scale
-        t = sample.targets
         t_cams = t.cameras.to("cpu", dtype=torch.float64).transform(to_model).to(dtype=torch.float32)
         occupancy = None
-        depths = [(sample.inputs.cameras, sample.input_depth), (t.cameras, sample.target_depth)]
-        pts = [surface_points(cm, d) for cm, d in depths if d is not None]
+        pts = [p for p in surface if p is not None]
         if pts:
             occupancy = occupancy_grid(to_model.apply(torch.cat(pts)), c.grid_size, c.cube_half)
         return Prepared(

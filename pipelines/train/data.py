@@ -106,14 +106,13 @@ def surface_points(cameras: Cameras, depth: Tensor) -> Tensor:
     return cameras.to("cpu", dtype=torch.float64).unproject(depth.double().cpu())[depth.cpu() > 0]
 
 
-def sparse_points(cameras: Cameras, depth: Tensor, max_points: int = 4096) -> Tensor | None:
-    """An even subset (at most max_points) of :func:`surface_points`: the stand-in for a
-    capture's sparse SfM points where a model needs them (GeoLRM's cube normalisation). None when
-    no depth is known."""
-    p = surface_points(cameras, depth)
-    if len(p) == 0:
+def sparse_points(points: Tensor, max_points: int = 4096) -> Tensor | None:
+    """An even subset (at most max_points) of surface points [P, 3] (:func:`surface_points`): the
+    stand-in for a capture's sparse SfM points where a model needs them (GeoLRM's cube
+    normalisation). None when there are none."""
+    if len(points) == 0:
         return None
-    return p[torch.linspace(0, len(p) - 1, min(len(p), max_points)).long()]
+    return points[torch.linspace(0, len(points) - 1, min(len(points), max_points)).long()]
 
 
 # ------------------------------------------------------------------------------ procedural

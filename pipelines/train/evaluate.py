@@ -141,7 +141,7 @@ def evaluate_procedural(
     Object streams (GeoLRM's sampling, whose targets include the inputs) are scored on the
     targets that are not inputs; the inputs carry their depth's surface points as a capture
     carries SfM points."""
-    from pipelines.train.data import sparse_points
+    from pipelines.train.data import sparse_points, surface_points
 
     cfg = replace(stream, target_has_input=False)
     rows, names = [], []
@@ -151,7 +151,8 @@ def evaluate_procedural(
         held = [k for k, t in enumerate(ex.target_index) if t not in ex.input_index]
         targets = Views(ex.targets.images[held], ex.targets.cameras[held])
         depth = torch.where(ex.input_mask, ex.input_depth, torch.zeros_like(ex.input_depth))
-        inputs = Views(ex.inputs.images, ex.inputs.cameras, sparse_points(ex.inputs.cameras, depth))
+        points = sparse_points(surface_points(ex.inputs.cameras, depth))
+        inputs = Views(ex.inputs.images, ex.inputs.cameras, points)
         rows.append(score_scene(rec, inputs, targets, cancel=cancel))
         names.append(f"procedural {seed}/{i}")
         progress((i + 1) / count, f"scene {i + 1}/{count}")
