@@ -34,9 +34,10 @@ from pipelines.progress import CancelToken, Progress
 from studio import workspace as ws
 from studio.compare import CompareState, HeldOut, heldout_compare, side_offset
 from studio.config import StudioConfig
-from studio.demo import DEMO_NAME, install_demo
+from studio.demo import DEMO_NAME, demo_video, install_demo
 from studio.jobs import JobQueue, JobState
-from studio.uploads import inside, sanitize_filename
+from studio.server_paths import ServerPaths
+from studio.uploads import describe_source, inside, sanitize_filename
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,14 @@ PATH = "path"  # the camera path being edited (studio.paths), its files or its l
 COMPARE = "compare"  # the compare panel's state changed (studio.compare_state)
 
 SLOTS = ("A", "B")  # result slots of the scene: the compare panel puts A against B
+MAX_FRAMES = 2000  # frames one Ingest + SfM takes at most
+
+
+def check_range(what: str, value: object, lo: float, hi: float) -> None:
+    """ValueError unless ``value`` is a real number (not a bool) in [lo, hi]: every number that
+    comes from the page is checked again where it is used."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise ValueError(f"{what} must be a number from {lo:g} to {hi:g}, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -170,6 +179,11 @@ class Studio:
         self.workspace = Path(workspace).resolve()
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.config = config or StudioConfig(workspace=self.workspace)
+        demo = demo_video() if self.config.demo else None
+        # paths the page may name: the workspace, --allow-path folders, the bundled demo video
+        self.server_paths = ServerPaths.of(
+            self.workspace, self.config.allow_path, files=[demo] if demo is not None else []
+        )
         self.jobs = jobs or JobQueue()
         self.capabilities = Capabilities.detect()
         self._lock = threading.RLock()
@@ -256,18 +270,31 @@ class Studio:
             raise ValueError(f"{folder.name!r} exists in the workspace already; choose another name")
         return folder
 
+    def source(self, text: str | Path) -> tuple[Path, str]:
+        """A video or photo folder named in the page: its allowed, resolved path and what it is
+        ("video clip.mp4, 12.3 MiB"). InputError saying what is wrong; every path outside the
+        workspace and the --allow-path folders gets the same "not allowed", whether it exists
+        or not (:class:`studio.server_paths.ServerPaths`)."""
+        path = self.server_paths.resolve(text)
+        return path, describe_source(path, shown=self.server_paths.shown(path))
+
     def submit_sfm(
         self, source: str | Path, *, name: str, max_frames: int, max_side: int | None = None
     ) -> JobState:
-        """Queue ingest + SfM of a video or photo folder on the server into a new capture
-        ``name`` (sanitized) of the workspace; the new capture opens when the job is done.
-        ``max_side``: longest frame side (None: the ingest default). Raises ValueError at once
-        for a taken name or when this build has no SfM."""
+        """Queue ingest + SfM of a video or photo folder into a new capture ``name``
+        (sanitized) of the workspace; the new capture opens when the job is done. ``source``
+        must be allowed (:meth:`source`). ``max_frames`` in 1..MAX_FRAMES, ``max_side``:
+        longest frame side (None: the ingest default). Raises ValueError at once for a source
+        not allowed, a taken name, bad numbers or when this build has no SfM."""
         if not self.capabilities.sfm:
             raise ValueError("this build has no SfM pipeline (pipelines.sfm)")
         from pipelines.capture.ingest import IngestConfig
         from studio.captures import sfm_to_workspace
 
+        source = self.server_paths.resolve(source)
+        check_range("frames", max_frames, 1, MAX_FRAMES)
+        if max_side is not None:
+            check_range("longest side", max_side, 16, 16384)
         dest = self.new_capture_dir(name)
         config = (
             IngestConfig(max_frames=max_frames) if max_side is None else IngestConfig(max_frames, max_side)

@@ -153,32 +153,6 @@ class HeldOut:
     b: RunScores | None
     image: np.ndarray
 
-    def markdown(self) -> str:
-        """The metrics as a markdown table (per view, then the means, time and Gaussians)."""
-        runs = [("A", self.a)] + ([("B", self.b)] if self.b is not None else [])
-        head = "| view | " + " | ".join(f"{s} PSNR | {s} SSIM" for s, _ in runs) + " |"
-        sep = "|---|" + "---|---|" * len(runs)
-        rows = [head, sep]
-        for i, fp in enumerate(self.file_paths):
-            cells = " | ".join(f"{r.psnr[i]:.2f} | {r.ssim[i]:.3f}" for _, r in runs)
-            rows.append(f"| {Path(fp).name} | {cells} |")
-        rows.append(
-            "| **mean** | "
-            + " | ".join(f"**{r.mean_psnr:.2f}** | **{r.mean_ssim:.3f}**" for _, r in runs)
-            + " |"
-        )
-        lines = [
-            f"Held-out views of **{self.capture}** at {self.resolution[0]}x{self.resolution[1]}",
-            "",
-            *rows,
-            "",
-        ]
-        for s, r in runs:
-            t = "?" if r.total_s is None else f"{r.total_s:.1f} s"
-            n = "?" if r.num_gaussians is None else f"{r.num_gaussians:,}"
-            lines.append(f"- {s}: {r.method} `{r.run_id}`: {t}, {n} Gaussians")
-        return "\n".join(lines)
-
 
 def common_size(capture: Capture, runs: list[Run]) -> tuple[int, int]:
     """One evaluation size for every run: the smallest of the sizes ``lrm-studio eval`` would use

@@ -29,13 +29,20 @@ class StudioConfig:
     workspace: Path | None = None
     """Workspace folder (created if missing). Default: $LRM_STUDIO_WORKSPACE, else ./lrm-studio-workspace."""
     host: str = "127.0.0.1"
-    """Address to bind. The default serves this machine only; 0.0.0.0 exposes the studio to the network."""
+    """Address to bind. The default serves this machine only; 0.0.0.0 exposes the studio to the network
+    (then a token is required: see --token)."""
     port: int = 8080
     """Port to serve on; the next free one is used when it is taken (0: any free port)."""
+    token: str | None = None
+    """Secret the page's URL must carry (?token=...). Default: a new random one at each start when --host
+    is not a loopback address; none on loopback, where only this machine's own pages get in."""
     capture: str | None = None
     """Capture to open at start (a folder name in the workspace). Default: the demo, else the first one."""
     demo: bool = True
     """Copy the bundled demo capture (assets/demo) into the workspace on first start."""
+    allow_path: tuple[Path, ...] = ()
+    """Folders outside the workspace whose videos and photos the page may use as a Source (e.g. ~/Videos).
+    The workspace is always allowed; nothing else on the disk is (see SECURITY.md)."""
     browser_budget: int = 1_000_000
     """Most splats sent to the browser per result, chosen by importance; the full set stays on the server."""
     upload_limit_mb: int = 4096

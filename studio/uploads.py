@@ -23,6 +23,8 @@ import zipfile
 from pathlib import Path
 from typing import Literal
 
+from pipelines.errors import InputError
+
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 ARCHIVE_SUFFIXES = frozenset({".zip"})
@@ -33,7 +35,7 @@ PHOTOS_DIR = "photos"  # single uploaded photos collect here, under the uploads 
 UploadKind = Literal["video", "image", "zip"]
 
 
-class UploadError(ValueError):
+class UploadError(InputError):
     """An upload was refused or broken; the message says why and what to do instead."""
 
 
@@ -260,21 +262,28 @@ def place_upload(path: str | os.PathLike, uploads_dir: str | os.PathLike, *, lim
     return dest
 
 
-def describe_source(path: str | os.PathLike) -> str:
+def describe_source(path: str | os.PathLike, *, shown: str | None = None) -> str:
     """What an ingest source on the server is ("video clip.mp4, 12.3 MiB" / "folder with 57
-    photos"); raises UploadError saying what is wrong with it."""
-    p = Path(path).expanduser()
+    photos"); raises UploadError saying what is wrong with it, naming it ``shown`` (default: the
+    path). Callers serving the page check the path first (:class:`studio.server_paths.ServerPaths`)."""
     if not str(path).strip():
         raise UploadError("no source given: upload a file or type a path on the server")
-    if not p.exists():
-        raise UploadError(f"{p} does not exist on the server")
-    if p.is_file():
-        if p.suffix.lower() not in VIDEO_SUFFIXES:
-            raise UploadError(
-                f"{p.name}: a source file must be a video ({', '.join(sorted(VIDEO_SUFFIXES))})"
-            )
-        return f"video {p.name}, {p.stat().st_size / 2**20:.1f} MiB"
-    photos = [q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES]
+    p = Path(path).expanduser()
+    name = shown or str(p)
+    try:
+        if not p.exists():
+            raise UploadError(f"{name} does not exist on the server")
+        if p.is_file():
+            if p.suffix.lower() not in VIDEO_SUFFIXES:
+                raise UploadError(
+                    f"{p.name}: a source file must be a video ({', '.join(sorted(VIDEO_SUFFIXES))})"
+                )
+            return f"video {p.name}, {p.stat().st_size / 2**20:.1f} MiB"
+        if not p.is_dir():
+            raise UploadError(f"{name} is neither a video file nor a folder of photos")
+        photos = [q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES]
+    except OSError as e:
+        raise UploadError(f"{name} cannot be read ({e.strerror or type(e).__name__})") from e
     if not photos:
-        raise UploadError(f"{p} holds no photos ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise UploadError(f"{name} holds no photos ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return f"folder with {len(photos)} photo{'s' if len(photos) != 1 else ''}"

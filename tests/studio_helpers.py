@@ -86,3 +86,11 @@ def make_run(
 def image_std(png_or_array) -> float:
     arr = np.asarray(png_or_array, dtype=np.float64)
     return float(arr[..., :3].std())
+
+
+def plain(markdown: str) -> str:
+    """A markdown widget's text with the escapes of viewer.markup.md removed (what a reader sees,
+    markup characters such as ** aside)."""
+    import re
+
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 import viser
-from studio_helpers import circle_cameras, make_capture, make_run
+from studio_helpers import circle_cameras, make_capture, make_run, plain
 
 from pipelines.cameras import Cameras
 from pipelines.capture.folder import Capture
@@ -127,7 +127,7 @@ def test_ab_toggle_and_side_by_side_drive_the_scene_nodes(viewer_on_runs):
     expected = side_offset(studio.capture.cameras, studio.shown["A"].gaussians)
     np.testing.assert_allclose(splats["B"].position, expected, atol=1e-6)
     np.testing.assert_allclose(splats["A"].position, 0.0)
-    assert "side by side" in viewer.compare.status.content
+    assert "side by side" in plain(viewer.compare.status.content)
     studio.set_side_by_side(False)
     np.testing.assert_allclose(splats["B"].position, 0.0)
 
@@ -174,7 +174,7 @@ def test_heldout_compare_scores_match_independent_psnr_and_are_cached(viewer_on_
         assert scores.num_gaussians == Run.load(run_dir).info["num_gaussians"]
         assert scores.total_s == 1.5
     assert h.image.shape[0] == len(test) * 32 and h.image.shape[2] == 3
-    table = viewer.compare.heldout_table.content
+    table = plain(viewer.compare.heldout_table.content)
     assert f"{h.a.mean_psnr:.2f}" in table and f"{h.b.mean_psnr:.2f}" in table and "Gaussians" in table
     cache = ra / "compare" / "metrics-48x32.json"
     assert cache.is_file()
@@ -223,7 +223,7 @@ def test_reconstruct_panel_warns_for_geolrm_on_a_walk(tmp_path, gen):
         panel.refresh(studio)
         assert not panel.warning.visible
         studio.open_capture("walk")
-        assert panel.warning.visible and "object-centric" in panel.warning.content
+        assert panel.warning.visible and "object-centric" in plain(panel.warning.content)
         panel.model.value = "long-lrm"
         panel.refresh(studio)
         assert not panel.warning.visible

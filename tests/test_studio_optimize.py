@@ -8,6 +8,7 @@ import time
 
 import pytest
 import viser
+from studio_helpers import plain
 
 from studio.app import TRAINING, Studio
 from studio.bench.gaussian_scene import write_gaussian_capture
@@ -67,7 +68,7 @@ def test_optimize_job_shows_live_splats_pauses_and_stops(setup):
     assert t.state == "running" and t.preset == "cpu-fast" and "reduced preset" in (t.note or "")
     assert t.psnr_curve and t.psnr_curve[0][0] == 0  # the starting point of the PSNR curve
     # the studio's state changes before its subscribers (the panel) hear of it: wait for the panel
-    assert wait_for(lambda: len(panel.loss_plot.data[0]) >= 2 and "Training" in panel.status.content)
+    assert wait_for(lambda: len(panel.loss_plot.data[0]) >= 2 and "Training" in plain(panel.status.content))
     steps, losses = panel.loss_plot.data
     assert len(steps) == len(losses) >= 2
     # pause: no progress while paused; the panel offers Resume
@@ -90,7 +91,11 @@ def test_optimize_job_shows_live_splats_pauses_and_stops(setup):
     info = runs[t.run_id].info
     assert info["params"]["stopped_early"] and info["params"]["steps_done"] < 100_000
     assert studio.shown["A"].run_id == t.run_id
-    assert "Done" in panel.status.content and t.run_id in panel.status.content and not panel.start.disabled
+    assert (
+        "Done" in plain(panel.status.content)
+        and t.run_id in plain(panel.status.content)
+        and not panel.start.disabled
+    )
     assert t.run_id in panel.start_from.options  # a finished run can seed the next optimization
     assert topics
 
@@ -105,7 +110,7 @@ def test_cancel_keeps_a_checkpoint_and_continue_finishes(setup):
     assert t.state == "cancelled" and t.run_id in studio.resumable_runs()
     option = CONTINUE + t.run_id
     assert wait_for(lambda: option in viewer.optimize.start_from.options, 5)
-    assert "Checkpoint kept" in viewer.optimize.status.content
+    assert "Checkpoint kept" in plain(viewer.optimize.status.content)
     with pytest.raises(ValueError, match="no unfinished run"):
         studio.submit_optimize(resume="nope")
     again = studio.submit_optimize(resume=t.run_id, slot="B")
@@ -126,4 +131,4 @@ def test_failure_reaches_the_panel_with_the_reason(setup, monkeypatch):
     job = studio.submit_optimize(init="sfm")
     assert studio.jobs.wait(job.id, 30).status == "failed"
     assert wait_for(lambda: studio.training.state == "failed", 5)
-    assert "lower the cap" in viewer.optimize.status.content and not viewer.optimize.start.disabled
+    assert "lower the cap" in plain(viewer.optimize.status.content) and not viewer.optimize.start.disabled

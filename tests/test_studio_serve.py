@@ -18,7 +18,7 @@ from pathlib import Path
 from studio_helpers import make_capture
 
 ROOT = Path(__file__).resolve().parents[1]
-URL_RE = re.compile(r"lrm-studio: serving (http://([\d.]+):(\d+))\s+\(workspace (.+?);")
+URL_RE = re.compile(r"lrm-studio: serving (http://([\d.]+):(\d+)/\S*)\s+\(workspace (.+?);")
 
 
 def start(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT):

@@ -243,7 +243,11 @@ def test_ingest_and_sfm_job_opens_the_new_capture(tmp_path, standin_sfm, gen):
 
     from studio.jobs import JobQueue
 
-    studio = Studio(tmp_path / "ws", jobs=JobQueue(progress_interval_s=0.0))  # every stage reaches listeners
+    ws = tmp_path / "ws"
+    config = StudioConfig(workspace=ws, allow_path=(Path("/data"),))  # the stand-in's "videos"
+    studio = Studio(
+        ws, config=config, jobs=JobQueue(progress_interval_s=0.0)
+    )  # every stage reaches listeners
     make_capture(studio.workspace / "old", 2, gen, points=0)
     studio.open_capture("old")
     studio.capabilities = replace(studio.capabilities, sfm=True)
@@ -256,7 +260,7 @@ def test_ingest_and_sfm_job_opens_the_new_capture(tmp_path, standin_sfm, gen):
     final = studio.jobs.wait(job.id, 10)
     assert final.status == "done", final.error
     assert standin_sfm == [
-        {"input": "/data/walk.mp4", "workspace": studio.workspace, "name": "My_Walk_", "max_frames": 42}
+        {"input": Path("/data/walk.mp4"), "workspace": studio.workspace, "name": "My_Walk_", "max_frames": 42}
     ]
     assert studio.capture.name == "My_Walk_" and "My_Walk_" in studio.captures()
     assert heard[:2] == [CAPTURES, CAPTURE]

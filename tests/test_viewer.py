@@ -11,7 +11,7 @@ import pytest
 import torch
 import viser
 import viser.transforms as vtf
-from studio_helpers import make_capture, make_run
+from studio_helpers import make_capture, make_run, plain
 from viser import _messages
 
 from studio.app import Studio
@@ -137,18 +137,20 @@ def test_viewer_follows_the_studio(server, tmp_path, gen):
         nodes = scene_nodes(server)
         assert {names.frustum(i) for i in range(9)} <= nodes and names.SPARSE_POINTS in nodes
         assert names.frustum(9) not in nodes
-        assert "Registered:** 9 of 11" in viewer.cameras.counts.content
-        assert "Unregistered:** 2" in viewer.cameras.counts.content and "123" in viewer.cameras.counts.content
+        assert "Registered:** 9 of 11" in plain(viewer.cameras.counts.content)
+        assert "Unregistered:** 2" in plain(viewer.cameras.counts.content) and "123" in plain(
+            viewer.cameras.counts.content
+        )
         assert (
             tuple(viewer.capture.capture.options) == ("one", "two") and viewer.capture.capture.value == "one"
         )
-        assert run.name in viewer.runs.table.content and tuple(viewer.runs.run.options) == (run.name,)
+        assert run.name in plain(viewer.runs.table.content) and tuple(viewer.runs.run.options) == (run.name,)
 
         # Load a run as A: the node exists with the budgeted count; hide it: gone.
         studio.show_run(run.name, "A")
         assert names.splats("A") in scene_nodes(server)
         assert viewer.scene.splat_counts["A"] == (100, 300)
-        assert "**A:**" in viewer.runs.table.content
+        assert "**A:**" in plain(viewer.runs.table.content)
         studio.show_run(run.name, "B")
         assert {names.splats("A"), names.splats("B")} <= scene_nodes(server)
         studio.hide("A")
@@ -172,7 +174,7 @@ def test_viewer_follows_the_studio(server, tmp_path, gen):
             names.frustum(3) in nodes and names.frustum(4) not in nodes and names.SPARSE_POINTS not in nodes
         )
         assert not any(n.startswith(names.SPLATS + "/") for n in nodes)
-        assert viewer.capture.capture.value == "two" and "No runs" in viewer.runs.table.content
+        assert viewer.capture.capture.value == "two" and "No runs" in plain(viewer.runs.table.content)
 
         # Jobs: progress and failures reach the panel.
         release = threading.Event()
@@ -186,7 +188,7 @@ def test_viewer_follows_the_studio(server, tmp_path, gen):
             if viewer.jobs.progress.value == 25.0:
                 break
             threading.Event().wait(0.01)
-        assert viewer.jobs.progress.value == 25.0 and "stage 1 of 4" in viewer.jobs.status.content
+        assert viewer.jobs.progress.value == 25.0 and "stage 1 of 4" in plain(viewer.jobs.status.content)
         assert viewer.jobs.job.value.startswith(f"#{job.id} ") and not viewer.jobs.cancel.disabled
         release.set()
 
@@ -195,7 +197,7 @@ def test_viewer_follows_the_studio(server, tmp_path, gen):
 
         bad = studio.jobs.submit("SfM", fails)
         assert studio.jobs.wait(bad.id, 10).status == "failed"
-        assert "only 2 of 40 frames registered" in viewer.jobs.queue.content
+        assert "only 2 of 40 frames registered" in plain(viewer.jobs.queue.content)
         assert viewer.jobs.cancel.disabled and viewer.jobs.progress.value == 0.0
     finally:
         studio.close()

@@ -7,7 +7,7 @@ call inside its tab here, plus its refresh in :meth:`Viewer.on_change` for the t
 Examples:
     >>> running = start_studio(StudioConfig(workspace=Path("ws"), port=0))    # doctest: +SKIP
     >>> running.url                                                           # doctest: +SKIP
-    'http://127.0.0.1:40123'
+    'http://127.0.0.1:40123/'
     >>> running.stop()                                                        # doctest: +SKIP
 """
 
@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import viser
 
 from studio.app import CAPTURE, CAPTURES, COMPARE, PATH, RUNS, SCENE, TRAINING, Studio, open_studio
 from studio.config import StudioConfig
+from viewer.access import TOKEN_PARAM, AccessPolicy, is_loopback_host, start_guarded_viser
+from viewer.gui_input import validate_all_inputs
 from viewer.panels.cameras import CamerasPanel, add_cameras_panel
 from viewer.panels.capture import CapturePanel, add_capture_panel
 from viewer.panels.compare import ComparePanel, add_compare_panel
@@ -100,6 +103,7 @@ def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
     server.gui.configure_theme(
         control_width="large", show_share_button=False
     )  # local studio: no public tunnel
+    validate_all_inputs(server)  # every value a tab sends is checked before a callback reads it
     scene = SceneView(server, budget=studio.config.browser_budget)
     with server.gui.add_folder("Jobs"):
         jobs = add_jobs_panel(server, studio)
@@ -129,21 +133,33 @@ def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
 
 @dataclass
 class StudioServer:
-    """A running studio: the viser server, the shared state and the page."""
+    """A running studio: the viser server, the shared state, the page and who may open it."""
 
     server: viser.ViserServer
     studio: Studio
     viewer: Viewer
+    access: AccessPolicy
 
     @property
     def port(self) -> int:
         return self.server.get_port()
 
+    def url_for(self, host: str | None = None, **params: object) -> str:
+        """The page's URL on ``host`` (a name or address of this machine; default: its loopback
+        address) with the token when one is required, and ``params`` in the query (viser's
+        page options, e.g. ``fixedDpr=0.5``)."""
+        if host is None:
+            bound = self.server.get_host()
+            host = bound if is_loopback_host(bound) else "127.0.0.1"
+        shown = f"[{host}]" if ":" in host else host
+        query = {TOKEN_PARAM: self.access.token} if self.access.token else {}
+        query.update({k: str(v) for k, v in params.items()})
+        return f"http://{shown}:{self.port}/" + (f"?{urlencode(query)}" if query else "")
+
     @property
     def url(self) -> str:
-        host = self.server.get_host()
-        shown = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-        return f"http://{shown}:{self.port}"
+        """The URL to open on this machine."""
+        return self.url_for()
 
     def stop(self) -> None:
         """Cancel jobs, stop the worker, close the port."""
@@ -156,8 +172,9 @@ def start_studio(config: StudioConfig) -> StudioServer:
     """Open the workspace (demo on first start), bind ``config.host``:``config.port`` (the next
     free port when taken) and build the page."""
     studio = open_studio(config)
+    access = AccessPolicy.for_host(config.host, config.token)
     try:
-        server = viser.ViserServer(host=config.host, port=config.port, verbose=False)
+        server = start_guarded_viser(config.host, config.port, access)
     except BaseException:
         studio.close()
         raise
@@ -167,4 +184,4 @@ def start_studio(config: StudioConfig) -> StudioServer:
         studio.close()
         server.stop()
         raise
-    return StudioServer(server, studio, viewer)
+    return StudioServer(server, studio, viewer, access)

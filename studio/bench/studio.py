@@ -89,7 +89,7 @@ def click_to_splats(
             page = browser.new_page(viewport=VIEWPORT)
             renderer = webgl_renderer(page)
             known = set(running.server.get_clients())
-            page.goto(running.url + (f"?fixedDpr={dpr:g}" if dpr else ""))
+            page.goto(running.url_for(**({"fixedDpr": f"{dpr:g}"} if dpr else {})))
             page.get_by_text("Rescan workspace").wait_for(timeout=timeout_s * 1000)
             new = _wait(
                 lambda: set(running.server.get_clients()) - known, "the page never connected", timeout_s

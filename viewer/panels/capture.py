@@ -10,7 +10,8 @@ from pathlib import Path
 import viser
 
 from studio.app import Studio
-from studio.uploads import ACCEPT, DiskUpload, UploadError, describe_source, place_upload
+from studio.uploads import ACCEPT, DiskUpload, UploadError, place_upload
+from viewer.markup import md
 from viewer.notify import notify
 from viewer.uploads import streaming_uploads
 
@@ -48,18 +49,18 @@ class CapturePanel:
 def capture_markdown(studio: Studio) -> str:
     cap = studio.capture
     if cap is None:
-        return f"No capture open. Workspace: `{studio.workspace}`"
+        return f"No capture open. Workspace: {md(studio.workspace)}"
     n_test = len(cap.indices("test"))
     source = cap.meta.get("source")
     if isinstance(source, dict):  # the SfM pipeline records {"type", "path", ...}
         source = f"{source.get('type', '')} {source.get('path', '')}".strip()
     lines = [
-        f"**{cap.name}**: {len(cap)} frames, {cap.cameras.width}×{cap.cameras.height} px "
+        f"**{md(cap.name)}**: {len(cap)} frames, {cap.cameras.width}×{cap.cameras.height} px "
         f"({len(cap) - n_test} train, {n_test} test)",
-        f"Workspace: `{studio.workspace}`",
+        f"Workspace: {md(studio.workspace)}",
     ]
     if source:
-        lines.insert(1, f"Source: `{source}`")
+        lines.insert(1, f"Source: {md(source)}")
     return "  \n".join(lines)
 
 
@@ -78,15 +79,15 @@ def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel
         def on_uploaded(client: viser.ClientHandle | None, path: Path, upload: DiskUpload) -> None:
             try:
                 placed = place_upload(path, studio.uploads_dir, limit_bytes=config.upload_limit_bytes)
-                what = describe_source(placed)
+                shown, (_, what) = studio.server_paths.shown(placed), studio.source(placed)
             except (UploadError, OSError) as e:
                 notify(server, "Upload not usable", str(e), kind="error", client=client)
                 return
-            source.value = str(placed)
-            source_info.content = f"Source: {what}"
+            source.value = shown
+            source_info.content = f"Source: {md(what)}"
             if not name.value:
                 name.value = placed.stem if placed.is_file() else placed.name
-            notify(server, "Uploaded", f"{upload.name} → {placed} ({what})", kind="success", client=client)
+            notify(server, "Uploaded", f"{upload.name} → {shown} ({what})", kind="success", client=client)
 
         def on_failed(client: viser.ClientHandle | None, reason: str) -> None:
             notify(server, "Upload failed", reason, kind="error", client=client)
@@ -149,10 +150,9 @@ def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel
     @ingest.on_click
     def _(event: viser.GuiEvent) -> None:
         try:
-            describe_source(source.value)
-            src = Path(source.value).expanduser()
+            src, _ = studio.source(source.value)
             job = studio.submit_sfm(src, name=name.value or src.stem, max_frames=int(frames.value))
-        except ValueError as e:  # UploadError and a taken name included
+        except ValueError as e:  # InputError, UploadError and a taken name included
             notify(server, "Cannot start Ingest + SfM", str(e), kind="error", client=event.client)
             return
         notify(server, "Queued", job.title, kind="info", client=event.client)
@@ -160,9 +160,9 @@ def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel
     @source.on_update
     def _(event: viser.GuiEvent) -> None:
         try:
-            source_info.content = f"Source: {describe_source(source.value)}"
-        except UploadError as e:
-            source_info.content = f"⚠ {e}"
+            source_info.content = f"Source: {md(studio.source(source.value)[1])}"
+        except ValueError as e:
+            source_info.content = f"⚠ {md(e)}"
 
     panel.refresh(studio)
     return panel

@@ -18,12 +18,14 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import viser
 
 from studio.app import Studio
-from studio.compare import split_view, view_camera
+from studio.compare import HeldOut, split_view, view_camera
+from viewer.markup import md
 from viewer.notify import notify
 
 log = logging.getLogger(__name__)
@@ -119,6 +121,26 @@ class SplitRenderer:
         )
 
 
+def heldout_markdown(h: HeldOut) -> str:
+    """The held-out metrics as a markdown table (per view, then the means, time and Gaussians)."""
+    runs = [("A", h.a)] + ([("B", h.b)] if h.b is not None else [])
+    head = "| view | " + " | ".join(f"{s} PSNR | {s} SSIM" for s, _ in runs) + " |"
+    sep = "|---|" + "---|---|" * len(runs)
+    rows = [head, sep]
+    for i, fp in enumerate(h.file_paths):
+        cells = " | ".join(f"{r.psnr[i]:.2f} | {r.ssim[i]:.3f}" for _, r in runs)
+        rows.append(f"| {md(Path(fp).name)} | {cells} |")
+    rows.append(
+        "| **mean** | " + " | ".join(f"**{r.mean_psnr:.2f}** | **{r.mean_ssim:.3f}**" for _, r in runs) + " |"
+    )
+    lines = [f"Held-out views of **{md(h.capture)}** at {h.resolution[0]}x{h.resolution[1]}", "", *rows, ""]
+    for s, r in runs:
+        t = "?" if r.total_s is None else f"{r.total_s:.1f} s"
+        n = "?" if r.num_gaussians is None else f"{r.num_gaussians:,}"
+        lines.append(f"- {s}: {md(r.method)} {md(r.run_id)}: {t}, {n} Gaussians")
+    return "\n".join(lines)
+
+
 @dataclass(repr=False)
 class ComparePanel:
     status: viser.GuiMarkdownHandle
@@ -140,7 +162,7 @@ class ComparePanel:
         names = {s: (shown[s].label if s in shown else "empty") for s in ("A", "B")}
         visible = {"both": "A and B", "A": "A only", "B": "B only"}[state.showing]
         self.status.content = (
-            f"**A:** {names['A']}  \n**B:** {names['B']}  \nShowing **{visible}**"
+            f"**A:** {md(names['A'])}  \n**B:** {md(names['B'])}  \nShowing **{visible}**"
             + (" side by side" if state.side_by_side else "")
             + f"  \nToggle A/B: press **{TOGGLE_HOTKEY}** in the 3D view"
         )
@@ -159,7 +181,7 @@ class ComparePanel:
             )
             self.heldout_image.visible = False
         else:
-            self.heldout_table.content = h.markdown()
+            self.heldout_table.content = heldout_markdown(h)
             self.heldout_image.image = h.image
             self.heldout_image.visible = True
 

@@ -9,6 +9,7 @@ import viser
 
 from studio.app import Studio
 from studio.jobs import JobState
+from viewer.markup import md
 from viewer.notify import notify
 
 NO_JOBS = "(no active jobs)"
@@ -34,13 +35,13 @@ class JobsPanel:
         else:
             note = " (cancelling)" if running.cancel_requested else ""
             self.status.content = (
-                f"**Running:** {running.title}{note}  \n{running.message or '...'}  \n"
+                f"**Running:** {md(running.title)}{note}  \n{md(running.message or '...')}  \n"
                 f"{100 * running.fraction:.0f}% · {running.elapsed_s or 0:.1f} s"
             )
             self.progress.value = round(100.0 * running.fraction, 1)
         recent = [s for s in studio.jobs.jobs() if s.finished][-5:]
-        lines = [f"- {s.title}: pending" for s in active if s.status == "pending"]
-        lines += [f"- {s.title}: {_outcome(s)}" for s in reversed(recent)]
+        lines = [f"- {md(s.title)}: pending" for s in active if s.status == "pending"]
+        lines += [f"- {md(s.title)}: {_outcome(s)}" for s in reversed(recent)]
         self.queue.content = "\n".join(lines) if lines else "No jobs yet."
         options = tuple(job_label(s) for s in active) or (NO_JOBS,)
         if tuple(self.job.options) != options:
@@ -65,7 +66,7 @@ def job_id_of(label: str) -> int | None:
 def _outcome(s: JobState) -> str:
     took = f" in {s.elapsed_s:.1f} s" if s.elapsed_s is not None else ""
     if s.status == "failed":
-        return f"**failed**{took}: {s.error}"
+        return f"**failed**{took}: {md(s.error)}"
     return f"{s.status}{took}"
 
 

@@ -17,6 +17,7 @@ import viser
 import viser.uplot
 
 from studio.app import SLOTS, Studio, TrainingStatus
+from viewer.markup import md
 from viewer.notify import notify
 
 SFM = "SfM points"
@@ -89,7 +90,7 @@ def status_markdown(t: TrainingStatus | None, studio: Studio) -> str:
         "failed": "Failed",
         "cancelled": "Cancelled",
     }[t.state]
-    lines = [f"**{head}** from {t.init}" + (f", preset `{t.preset}`" if t.preset else "")]
+    lines = [f"**{head}** from {md(t.init)}" + (f", preset {md(t.preset)}" if t.preset else "")]
     if t.steps:
         lines.append(f"Step {t.step:,} / {t.steps:,}")
     if t.state == "running" and t.step == 0:
@@ -109,13 +110,13 @@ def status_markdown(t: TrainingStatus | None, studio: Studio) -> str:
     if t.skipped:
         lines.append(f"{t.skipped} steps skipped (NaN or exploding loss)")
     if t.note:
-        lines.append(f"*{t.note}*")
+        lines.append(f"*{md(t.note)}*")
     if t.state == "failed" and t.error:
-        lines.append(f"Why: {t.error}")
+        lines.append(f"Why: {md(t.error)}")
     if t.state == "cancelled" and t.run_id:
-        lines.append(f"Checkpoint kept: choose *{CONTINUE}{t.run_id}* to continue.")
+        lines.append(f"Checkpoint kept: choose *{md(CONTINUE + t.run_id)}* to continue.")
     if t.state == "done" and t.run_id:
-        lines.append(f"Run `{t.run_id}` (in Runs, shown as {t.slot}).")
+        lines.append(f"Run {md(t.run_id)} (in Runs, shown as {md(t.slot)}).")
     return "  \n".join(lines)
 
 

@@ -29,6 +29,7 @@ import viser
 
 from studio.app import Studio
 from studio.paths import VIDEO_CONTENTS
+from viewer.markup import md
 from viewer.notify import notify
 from viewer.path_scene import PathScene, c2w_of, follow
 from viewer.scene import SceneView
@@ -254,11 +255,11 @@ def summary_markdown(studio: Studio) -> str:
     kind = "loop" if path.loop else "open path"
     video = studio.paths.last_video
     lines = [
-        f"**{studio.paths.name}**: {len(path)} keyframes, {kind}, {path.duration_s:.2f} s at "
+        f"**{md(studio.paths.name)}**: {len(path)} keyframes, {kind}, {path.duration_s:.2f} s at "
         f"{path.fps:g} fps ({path.num_frames()} frames)",
     ]
     if video is not None:
-        lines.append(f"Last video: `{video.name}`")
+        lines.append(f"Last video: {md(video.name)}")
     return "  \n".join(lines)
 
 

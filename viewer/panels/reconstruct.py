@@ -14,6 +14,7 @@ import viser
 from pipelines.models.base import supports_streaming
 from studio.app import Studio
 from studio.models import ModelChoice, default_choice
+from viewer.markup import md
 from viewer.notify import notify
 
 NO_MODELS = "(no models)"
@@ -60,8 +61,8 @@ class ReconstructPanel:
         if verdict.ok:
             return ""
         return (
-            f"**Warning:** {c.model} reconstructs one object seen from around it; "
-            f"{studio.capture.name} does not look object-centric: {verdict.reason}. "
+            f"**Warning:** {md(c.model)} reconstructs one object seen from around it; "
+            f"{md(studio.capture.name)} does not look object-centric: {md(verdict.reason)}. "
             "Long-LRM suits wide scenes."
         )
 

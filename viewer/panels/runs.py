@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import viser
 
 from studio.app import SLOTS, RunSummary, Studio
+from viewer.markup import md
 from viewer.notify import notify
 
 NO_RUNS = "(no runs)"
@@ -44,17 +45,21 @@ def runs_markdown(rows: list[RunSummary], studio: Studio) -> str:
     if studio.capture is None:
         return "No capture open."
     if not rows:
-        text = f"No runs of **{studio.capture.name}** yet."
+        text = f"No runs of **{md(studio.capture.name)}** yet."
     else:
         lines = ["| Run | Method | Time | Gaussians | PSNR | SSIM |", "|---|---|---|---|---|---|"]
         for r in reversed(rows):
             n = "–" if r.num_gaussians is None else f"{r.num_gaussians:,}"
             psnr, ssim = _fmt(r.psnr, ".2f"), _fmt(r.ssim, ".3f")
-            lines.append(f"| {r.id} | {r.method} | {_fmt(r.total_s, '.1f')} s | {n} | {psnr} | {ssim} |")
+            lines.append(
+                f"| {md(r.id)} | {md(r.method)} | {_fmt(r.total_s, '.1f')} s | {n} | {psnr} | {ssim} |"
+            )
         text = "\n".join(lines)
     shown = studio.shown
     if shown:
-        text += "\n\n" + "  \n".join(f"**{slot}:** {shown[slot].label}" for slot in SLOTS if slot in shown)
+        text += "\n\n" + "  \n".join(
+            f"**{slot}:** {md(shown[slot].label)}" for slot in SLOTS if slot in shown
+        )
     return text
 
 
