@@ -12,9 +12,11 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 from studio_helpers import make_capture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +44,7 @@ def start(args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT):
         seen.append(line)
         m = URL_RE.search(line)
         if m:
+            proc.lines = lines  # type: ignore[attr-defined]  # what it prints next
             return proc, m
         if proc.poll() is not None and lines.empty():
             raise AssertionError("lrm-studio exited before serving:\n" + "".join(seen))
@@ -94,3 +97,75 @@ def test_plain_lrm_studio_serves_the_default_workspace(tmp_path):
             assert r.status == 200
     finally:
         assert stop(proc) == 0
+
+
+def test_serve_on_all_interfaces_warns_and_wants_the_token(tmp_path, gen):
+    make_capture(tmp_path / "ws" / "cap", 3, gen, points=0)
+    proc, m = start(
+        ["serve", "--workspace", str(tmp_path / "ws"), "--host", "0.0.0.0", "--port", "0", "--no-demo"]
+    )
+    try:
+        url, port = m.group(1), int(m.group(3))
+        assert "?token=" in url
+        out = []
+        while not any("fixedDpr" in line for line in out):
+            out.append(proc.lines.get(timeout=20))
+        text = "".join(out)
+        assert "WARNING" in text and "reachable from the network" in text
+        with urllib.request.urlopen(url, timeout=20) as r:
+            assert r.status == 200
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20)
+        assert e.value.code == 403
+    finally:
+        assert stop(proc) == 0
+
+
+def test_sigterm_after_pycolmap_was_imported_by_a_job_stops_cleanly(tmp_path, gen):
+    """pycolmap's glog failure handler took SIGTERM over once an SfM job imported it (a stack
+    dump and exit 143): serve imports it first, on the main thread. Here a thread imports it
+    after the studio started, as a job does."""
+    make_capture(tmp_path / "ws" / "cap", 3, gen, points=0)
+    script = (
+        "import sys, threading\n"
+        "from studio.cli import main\n"
+        "def job():\n"
+        "    import time; time.sleep(2)\n"
+        "    import pycolmap\n"
+        "    print('pycolmap imported', flush=True)\n"
+        "threading.Thread(target=job, daemon=True).start()\n"
+        "main(sys.argv[1:])\n"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            script,
+            "serve",
+            "--workspace",
+            str(tmp_path / "ws"),
+            "--port",
+            "0",
+            "--no-demo",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if "pycolmap imported" in line:
+                break
+        assert any("pycolmap imported" in line for line in seen), "".join(seen)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(seen) + rest
+    assert proc.returncode == 0, output
+    assert "Aborted" not in output and "stack trace" not in output
