@@ -53,6 +53,32 @@ def points_from_nerfstudio(points: Tensor, applied_transform: Tensor) -> Tensor:
     return torch.as_tensor(points, dtype=torch.float64) @ A_inv[:3, :3].T + A_inv[:3, 3]
 
 
+RIGID_TOL = 1e-3  # |R^T R - I| and |bottom row - [0 0 0 1]| of a pose read from a file
+
+
+def camera_problem(c2w, fx: float, fy: float, cx: float, cy: float) -> str | None:
+    """What is wrong with one camera read from a file (c2w [4, 4] array-like, OpenCV axes;
+    intrinsics in pixels), or None: non-finite values, a pose that is not a rotation plus a
+    translation (within :data:`RIGID_TOL`), a focal length that is not positive."""
+    import numpy as np
+
+    T = np.asarray(c2w, dtype=np.float64)
+    if T.shape != (4, 4):
+        return f"the pose is {T.shape}, not 4x4"
+    if not np.isfinite(T).all():
+        return "the pose has NaN or infinite entries"
+    intrinsics = np.array([fx, fy, cx, cy], dtype=np.float64)
+    if not np.isfinite(intrinsics).all():
+        return f"the intrinsics are not finite (fx {fx}, fy {fy}, cx {cx}, cy {cy})"
+    if fx <= 0 or fy <= 0:
+        return f"the focal length must be positive (fx {fx:g}, fy {fy:g})"
+    R = T[:3, :3]
+    err = float(np.abs(R.T @ R - np.eye(3)).max())
+    if err > RIGID_TOL or np.linalg.det(R) <= 0 or np.abs(T[3] - [0, 0, 0, 1]).max() > RIGID_TOL:
+        return f"the pose is not a rotation plus a translation (|R^T R - I| = {err:.2g})"
+    return None
+
+
 def make_K(fx: Tensor, fy: Tensor, cx: Tensor, cy: Tensor) -> Tensor:
     """fx, fy, cx, cy [...] pixels -> K [..., 3, 3]. The one place a K is built from four numbers."""
     fx, fy, cx, cy = torch.broadcast_tensors(*(torch.as_tensor(v) for v in (fx, fy, cx, cy)))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import shutil
 import sys
 import threading
 import time
@@ -32,6 +33,7 @@ from pipelines.capture.images import read_image, resize, to_tensor, to_uint8
 from pipelines.gaussians import Gaussians
 from pipelines.progress import CancelToken, Progress
 from studio import workspace as ws
+from studio.checks import check_range
 from studio.compare import CompareState, HeldOut, heldout_compare, side_offset
 from studio.config import StudioConfig
 from studio.demo import DEMO_NAME, demo_video, install_demo
@@ -52,13 +54,7 @@ COMPARE = "compare"  # the compare panel's state changed (studio.compare_state)
 
 SLOTS = ("A", "B")  # result slots of the scene: the compare panel puts A against B
 MAX_FRAMES = 2000  # frames one Ingest + SfM takes at most
-
-
-def check_range(what: str, value: object, lo: float, hi: float) -> None:
-    """ValueError unless ``value`` is a real number (not a bool) in [lo, hi]: every number that
-    comes from the page is checked again where it is used."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise ValueError(f"{what} must be a number from {lo:g} to {hi:g}, not {value!r}")
+MAX_VIEWS = 4096  # input views of one feed-forward reconstruction
 
 
 @dataclass(frozen=True)
@@ -114,7 +110,7 @@ class RunSummary:
 
         return RunSummary(
             id=run.id,
-            method=str(info.get("method", "?")),
+            method="unreadable run.json" if run.error else str(info.get("method", "?")),
             total_s=num((info.get("timings") or {}).get("total_s")),
             num_gaussians=int(info["num_gaussians"]) if isinstance(info.get("num_gaussians"), int) else None,
             psnr=num(test.get("psnr")),
@@ -195,6 +191,7 @@ class Studio:
         self.live_interval_s = 1.0  # live splats reach the scene at most this often
         self._compare = CompareState()
         self._layouts: dict[Path, object] = {}
+        self._sources: dict[int, Path] = {}  # job id -> the source an SfM job reads
         from studio.paths import PathEditor
 
         self.paths = PathEditor(self)  # the camera path edited in the page (topic PATH)
@@ -230,6 +227,35 @@ class Studio:
     @property
     def uploads_dir(self) -> Path:
         return self.workspace / "uploads"
+
+    def clear_uploads(self) -> int:
+        """Delete what was uploaded from the browser (``uploads/``), except the sources of queued
+        or running jobs and uploads still in progress; returns the bytes freed."""
+        from studio.uploads import PART_SUFFIX, folder_bytes
+
+        with self._lock:
+            in_use = [p for job_id, p in self._sources.items() if self._job_active(job_id)]
+        freed = 0
+        if not self.uploads_dir.is_dir():
+            return 0
+        for entry in self.uploads_dir.iterdir():
+            if entry.name.endswith(PART_SUFFIX) or any(
+                entry.resolve() == p or p.is_relative_to(entry.resolve()) for p in in_use
+            ):
+                continue
+            size = folder_bytes(entry) if entry.is_dir() else entry.stat().st_size
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            freed += size
+        return freed
+
+    def _job_active(self, job_id: int) -> bool:
+        try:
+            return self.jobs.get(job_id).active
+        except KeyError:
+            return False
 
     def captures(self) -> list[str]:
         """Names of the capture folders in the workspace (those with a cameras.json)."""
@@ -309,7 +335,12 @@ class Studio:
             self._emit(CAPTURES)
             self.open_capture(capture.root.name)
 
-        return self.jobs.submit(f"Ingest + SfM: {dest.name}", run, kind="sfm", on_done=done)
+        title = f"Ingest + SfM: {dest.name}"
+        state = self.jobs.submit(title, run, kind="sfm", on_done=done, key=("sfm", dest))
+        with self._lock:
+            self._sources = {i: p for i, p in self._sources.items() if self._job_active(i)}
+            self._sources[state.id] = source
+        return state
 
     def require_capture(self) -> Capture:
         """The open capture; ValueError saying what to do when none is open."""
@@ -342,6 +373,9 @@ class Studio:
             raise ValueError(f"unknown slot {slot!r}; slots: {', '.join(SLOTS)}")
         if live and not supports_streaming(model):
             raise ValueError(f"{model} does not stream; live reconstruction needs a streaming model: ttt-lrm")
+        for what, n in (("views", views), ("views per chunk", chunk_views)):
+            if n is not None:
+                check_range(what, n, 1, MAX_VIEWS)
 
         def still_open() -> bool:
             current = self.capture
@@ -367,7 +401,8 @@ class Studio:
                 self.show_run(Path(run_dir).name, slot)
 
         title = f"{model}{' live' if live else ''}: {capture.name}"
-        return self.jobs.submit(title, run, kind="reconstruct", on_done=done)
+        key = ("reconstruct", capture.root, model, preset, weights, views, live, chunk_views, device, slot)
+        return self.jobs.submit(title, run, kind="reconstruct", on_done=done, key=key)
 
     def _require_capture(self) -> Capture:
         capture = self.capture
@@ -524,7 +559,7 @@ class Studio:
                 self._set_compare(heldout=result)
 
         title = f"Compare on held-out views: {run_a}" + (f" vs {run_b}" if run_b else "")
-        return self.jobs.submit(title, job, kind="compare", on_done=done)
+        return self.jobs.submit(title, job, kind="compare", on_done=done, key=("compare", capture.root, a, b))
 
     def object_centric(self):
         """Whether the open capture suits object-centric models (GeoLRM):
@@ -724,9 +759,16 @@ class Studio:
 
 
 def open_studio(config: StudioConfig) -> Studio:
-    """A Studio on the config's workspace: the demo installed on first start (``config.demo``)
-    and a capture opened: ``config.capture``, else the demo, else the first capture."""
+    """A Studio on the config's workspace: leftovers of interrupted operations removed
+    (:func:`studio.workspace.remove_leftovers`), the demo installed on first start
+    (``config.demo``) and a capture opened: ``config.capture`` (ValueError when it cannot be
+    opened), else the demo, else the first capture that opens (broken ones are skipped with a
+    warning in the log; the page says why when one is chosen)."""
     studio = Studio(config.resolved_workspace(), config=config)
+    try:
+        ws.remove_leftovers(studio.workspace)
+    except OSError:  # a leftover that cannot be removed must not keep the studio from starting
+        log.warning("could not remove leftovers in %s", studio.workspace, exc_info=True)
     if config.demo:
         try:
             install_demo(studio.workspace)
@@ -734,9 +776,16 @@ def open_studio(config: StudioConfig) -> Studio:
             log.exception("could not make the demo capture in %s", studio.workspace)
     captures = studio.captures()
     if config.capture is not None:
-        studio.open_capture(config.capture)
-    elif DEMO_NAME in captures:
-        studio.open_capture(DEMO_NAME)
-    elif captures:
-        studio.open_capture(captures[0])
+        try:
+            studio.open_capture(config.capture)
+        except (OSError, ValueError) as e:
+            studio.close()
+            raise ValueError(str(e)) from e
+        return studio
+    for name in ([DEMO_NAME] if DEMO_NAME in captures else []) + [c for c in captures if c != DEMO_NAME]:
+        try:
+            studio.open_capture(name)
+            break
+        except (OSError, ValueError) as e:  # InputError included: a damaged cameras.json
+            log.warning("capture %s cannot be opened: %s", name, e)
     return studio

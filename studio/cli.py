@@ -3,12 +3,20 @@
 Each command is a function in its own module whose keyword arguments tyro turns into flags;
 modules are imported only when their command runs, so ``lrm-studio --help`` is instant.
 Run ``lrm-studio`` with no arguments to serve the studio on the bundled demo capture.
+
+Every failure ends as one line on stderr (``lrm-studio COMMAND: error: ...``) and exit status 1
+(130 when cancelled), never a traceback: the message of an :class:`~pipelines.errors.InputError`
+says what to do; anything else is a bug, reported with its type, and ``LRM_STUDIO_DEBUG=1``
+shows its traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
 import sys
+from collections.abc import Iterator
 
 # name -> ("module:function", one-line help). Two-word names ("weights import") are matched first.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -18,7 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("studio.commands.capture:import_capture", "a capture from COLMAP, nerfstudio or Long-LRM"),
     "export": ("studio.commands.capture:export", "a capture's cameras for nerfstudio or Long-LRM"),
     "bench synth": ("studio.bench.synth:main", "procedural-scene ray caster: views per second, CPU and GPU"),
-    "synth": ("studio.commands.synth:main", "render a procedural scene along a hand-held path into a capture"),
+    "synth": (
+        "studio.commands.synth:main",
+        "render a procedural scene along a hand-held path into a capture",
+    ),
     "synth demo": ("studio.commands.synth:demo", "regenerate the bundled demo capture (assets/demo)"),
     "bench render-video": ("studio.bench.render_video:main", "video frames/s along a path (480p, A | B)"),
     "bench studio": ("studio.bench.studio:main", "click Reconstruct on the demo -> splats in the page"),
@@ -29,12 +40,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reconstruct": ("studio.commands.reconstruct:main", "run a feed-forward model on a capture"),
     "render": ("studio.commands.render:main", "runs along a camera path into an MP4 (A | B side by side)"),
     "weights import": ("studio.commands.weights:main", "convert an official checkpoint to safetensors"),
-    "optimize": ("studio.commands.optimize:main", "3DGS optimization of a capture (gsplat's recipe; CPU or CUDA)"),
+    "optimize": (
+        "studio.commands.optimize:main",
+        "3DGS optimization of a capture (gsplat's recipe; CPU or CUDA)",
+    ),
     "train": ("studio.commands.train:main", "train a feed-forward model (synth or scenes; DDP via torchrun)"),
     "train export": ("studio.commands.train:export", "a training checkpoint -> safetensors"),
     "train eval": ("studio.commands.train:evaluate", "held-out PSNR: model vs two trivial baselines"),
     "eval": ("studio.commands.eval:main", "PSNR / SSIM / LPIPS of a run on its capture's test split"),
-    "bench optimize": ("studio.bench.optimize:main", "3DGS optimizer: CPU steps/s; on CUDA ours vs gsplat's trainer"),
+    "bench optimize": (
+        "studio.bench.optimize:main",
+        "3DGS optimizer: CPU steps/s; on CUDA ours vs gsplat's trainer",
+    ),
 }
 
 
@@ -45,6 +62,31 @@ def _usage() -> str:
     lines += ["", "With no command, serves the studio on the bundled demo capture.",
               "`lrm-studio COMMAND --help` shows a command's options."]  # fmt: skip
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def one_line_errors(command: str) -> Iterator[None]:
+    """Turn an exception that escapes a command into one line on stderr and ``sys.exit`` (see
+    the module doc); SystemExit (tyro's --help, usage errors) passes through."""
+    try:
+        yield
+    except SystemExit:
+        raise
+    except BaseException as e:
+        if os.environ.get("LRM_STUDIO_DEBUG"):
+            raise
+        from pipelines.errors import InputError
+        from pipelines.progress import Cancelled
+
+        if isinstance(e, (Cancelled, KeyboardInterrupt)):
+            print(f"lrm-studio {command}: cancelled", file=sys.stderr)
+            sys.exit(130)
+        if isinstance(e, (InputError, OSError)):
+            text = str(e) or type(e).__name__
+        else:
+            text = f"{type(e).__name__}: {e} (a bug: set LRM_STUDIO_DEBUG=1 for its traceback and report it)"
+        print(f"lrm-studio {command}: error: {text}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _resolve(target: str):
@@ -65,7 +107,10 @@ def main(argv: list[str] | None = None) -> None:
         name = " ".join(argv[:words])
         if len(argv) >= words and name in COMMANDS:
             target, help_ = COMMANDS[name]
-            result = tyro.cli(_resolve(target), args=argv[words:], prog=f"lrm-studio {name}", description=help_)
+            with one_line_errors(name):
+                result = tyro.cli(
+                    _resolve(target), args=argv[words:], prog=f"lrm-studio {name}", description=help_
+                )
             if isinstance(result, int) and result != 0:
                 sys.exit(result)
             return

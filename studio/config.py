@@ -47,6 +47,9 @@ class StudioConfig:
     """Most splats sent to the browser per result, chosen by importance; the full set stays on the server."""
     upload_limit_mb: int = 4096
     """Largest file the browser's upload button accepts (MiB); give bigger ones as a path on the server."""
+    uploads_quota_mb: int = 32768
+    """Most the workspace's uploads/ folder may hold (MiB); uploads beyond it are refused until old ones
+    are cleared (Capture panel: Clear uploads)."""
     thumbnail_px: int = 160
     """Longer side of the camera-frustum thumbnails, in pixels."""
 
@@ -56,3 +59,7 @@ class StudioConfig:
     @property
     def upload_limit_bytes(self) -> int:
         return self.upload_limit_mb * 1024 * 1024
+
+    @property
+    def uploads_quota_bytes(self) -> int:
+        return self.uploads_quota_mb * 1024 * 1024

@@ -31,8 +31,10 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 @contextlib.contextmanager
 def progress_bar(description: str) -> Iterator:
-    """Yield a ``Progress`` callback (fraction, message) drawn as one rich progress bar."""
-    with Progress(
+    """Yield a ``Progress`` callback (fraction, message) drawn as one rich progress bar with its
+    time left. The bar appears with the first report, so an operation refused before it starts
+    prints nothing but its error."""
+    bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
@@ -41,13 +43,21 @@ def progress_bar(description: str) -> Iterator:
         TextColumn("{task.fields[message]}"),
         console=console,
         transient=False,
-    ) as bar:
-        task = bar.add_task(description, total=1.0, message="")
+    )
+    task = None
 
-        def report(fraction: float, message: str) -> None:
-            bar.update(task, completed=min(max(fraction, 0.0), 1.0), message=message)
+    def report(fraction: float, message: str) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(description, total=1.0, message="")
+        bar.update(task, completed=min(max(fraction, 0.0), 1.0), message=message)
 
+    try:
         yield report
+    finally:
+        if task is not None:
+            bar.stop()
 
 
 @contextlib.contextmanager

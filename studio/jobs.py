@@ -12,6 +12,10 @@ thread; if it raises, the job fails with that reason. Listeners receive a frozen
 :class:`JobState` on every change (progress changes at most every ``progress_interval_s``), so
 every connected browser tab shows the same state.
 
+A burst of clicks cannot flood the queue: a job submitted with a ``key`` equal to a pending
+job's is that job (no second one is queued), at most ``max_pending`` jobs wait, and
+:meth:`JobQueue.cancel_pending` empties the queue in one call.
+
 Examples:
     >>> q = JobQueue()
     >>> job = q.submit("square", lambda progress, cancel: 7 * 7)
@@ -36,6 +40,7 @@ from pipelines.progress import Cancelled, CancelToken, Progress
 log = logging.getLogger(__name__)
 
 JobStatus = Literal["pending", "running", "done", "failed", "cancelled"]
+MAX_PENDING = 32  # jobs waiting at once
 JobFn = Callable[[Progress, CancelToken], Any]
 FINISHED: frozenset[str] = frozenset({"done", "failed", "cancelled"})
 
@@ -79,6 +84,7 @@ class _Entry:
     fn: JobFn
     token: CancelToken
     on_done: Callable[[Any], None] | None
+    key: object = None  # identical pending submissions share one job
     last_notified: float = float("-inf")
     announced: threading.Event = field(default_factory=threading.Event)  # final state told to listeners
 
@@ -90,10 +96,14 @@ class JobQueue:
     """FIFO queue with one worker thread (started on the first submit).
 
     ``progress_interval_s``: listeners hear progress-only changes at most this often (status
-    changes always); ``keep_finished``: how many finished jobs :meth:`jobs` still lists.
+    changes always); ``keep_finished``: how many finished jobs :meth:`jobs` still lists;
+    ``max_pending``: how many jobs may wait at once.
     """
 
-    def __init__(self, *, progress_interval_s: float = 0.1, keep_finished: int = 50) -> None:
+    def __init__(
+        self, *, progress_interval_s: float = 0.1, keep_finished: int = 50, max_pending: int = MAX_PENDING
+    ) -> None:
+        self.max_pending = max_pending
         self._lock = threading.Condition()
         self._ids = itertools.count(1)
         self._pending: collections.deque[_Entry] = collections.deque()
@@ -108,12 +118,29 @@ class JobQueue:
 
     # ---------------------------------------------------------------- submit
     def submit(
-        self, title: str, fn: JobFn, *, kind: str = "", on_done: Callable[[Any], None] | None = None
+        self,
+        title: str,
+        fn: JobFn,
+        *,
+        kind: str = "",
+        on_done: Callable[[Any], None] | None = None,
+        key: object = None,
     ) -> JobState:
-        """Queue ``fn(progress, cancel)``; returns the pending job's state."""
+        """Queue ``fn(progress, cancel)``; returns the pending job's state. With a ``key``
+        (hashable, naming what the job computes), a pending job with an equal key is returned
+        instead of queueing another. ValueError when ``max_pending`` jobs wait already."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job queue is shut down")
+            if key is not None:
+                twin = next((e for e in self._pending if e.key == key), None)
+                if twin is not None:
+                    return twin.state
+            if len(self._pending) >= self.max_pending:
+                raise ValueError(
+                    f"{len(self._pending)} jobs are waiting already; let them run or cancel them "
+                    "(Jobs: Cancel all pending)"
+                )
             entry = _Entry(
                 JobState(
                     id=next(self._ids), title=title, kind=kind, status="pending", submitted_at=time.time()
@@ -121,6 +148,7 @@ class JobQueue:
                 fn,
                 CancelToken(),
                 on_done,
+                key,
             )
             self._pending.append(entry)
             self._by_id[entry.state.id] = entry
@@ -155,6 +183,12 @@ class JobQueue:
     def cancel_all(self) -> None:
         for state in self.active():
             self.cancel(state.id)
+
+    def cancel_pending(self) -> int:
+        """Cancel every job that has not started (the running one goes on); returns how many."""
+        with self._lock:
+            ids = [e.state.id for e in self._pending]
+        return sum(self.cancel(i) for i in ids)
 
     # ----------------------------------------------------------------- query
     def get(self, job_id: int) -> JobState:

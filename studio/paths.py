@@ -18,6 +18,7 @@ Examples:
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import threading
 from pathlib import Path
@@ -40,6 +41,7 @@ from pipelines.paths import (
 from pipelines.paths.video import Panel, VideoResult, render_video
 from pipelines.progress import CancelToken, Progress
 from studio.app import CAPTURE, PATH
+from studio.checks import check_choice, check_range
 from studio.uploads import inside, sanitize_filename
 
 if TYPE_CHECKING:
@@ -52,6 +54,8 @@ PATHS_DIR = "paths"
 VIDEOS_DIR = "videos"
 VideoContent = Literal["A", "B", "A|B"]
 VIDEO_CONTENTS: tuple[VideoContent, ...] = ("A|B", "A", "B")
+VIDEO_DEVICES = ("auto", "cpu", "cuda")
+MIN_VIDEO_HEIGHT, MAX_VIDEO_HEIGHT = 32, 2160  # pixels
 DEFAULT_DURATION_S = 6.0
 
 
@@ -258,8 +262,6 @@ class PathEditor:
     def import_json(self, filename: str, data: bytes) -> Path:
         """An uploaded camera_path.json (nerfstudio's or ours): checked, saved under
         CAPTURE/paths/ by its sanitized name, and opened. Raises ValueError saying what is wrong."""
-        import json
-
         try:
             d = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -272,8 +274,6 @@ class PathEditor:
 
     def export_json(self) -> bytes:
         """The path as camera_path.json bytes (for a download)."""
-        import json
-
         return (json.dumps(to_nerfstudio(self.path), indent=1) + "\n").encode()
 
     # -------------------------------------------------------------- video
@@ -283,8 +283,9 @@ class PathEditor:
         """Queue a video of the path: slot A, slot B, or both side by side ("A|B"), each
         ``height`` pixels high at the path's aspect ratio, rendered on ``device`` (auto, cpu,
         cuda). Raises ValueError at once when the path or a slot is empty."""
-        if content not in VIDEO_CONTENTS:
-            raise ValueError(f"unknown video content {content!r}; choose {', '.join(VIDEO_CONTENTS)}")
+        check_choice("video content", content, VIDEO_CONTENTS)
+        check_range("video height", height, MIN_VIDEO_HEIGHT, MAX_VIDEO_HEIGHT)
+        check_choice("device", device, VIDEO_DEVICES)
         path = self.path
         if len(path) == 0:
             raise ValueError("the path has no keyframes; add keyframes or make an automatic path")
@@ -309,4 +310,6 @@ class PathEditor:
                 self._video = result.path
             self._announce()
 
-        return self._studio.jobs.submit(f"Video {out.name}", run, kind="video", on_done=done)
+        where = json.dumps(to_nerfstudio(path), sort_keys=True)
+        key = ("video", content, height, device, where, *(id(p.gaussians) for p in panels))
+        return self._studio.jobs.submit(f"Video {out.name}", run, kind="video", on_done=done, key=key)

@@ -4,7 +4,15 @@ An upload is written to a hidden temporary file in ``<workspace>/uploads/`` as i
 arrive (never held in memory as a whole) and renamed to its final name only once every byte
 arrived. The final name is the client's file name reduced to a safe base name (letters, digits,
 ``.``, ``-``, ``_``; no folders, no leading dot), so an upload can never write outside the
-uploads folder. A zip of photos is unpacked flat into a folder with the same rules.
+uploads folder; a taken name gets ``-2``, ``-3``... claimed atomically, so uploads of one name
+from several tabs at once never overwrite each other. A zip of photos is unpacked flat into a
+folder with the same rules, after its member count, its uncompressed total and its compression
+ratio were checked against limits (a zip bomb is refused before anything is written).
+
+Limits on what is kept: each upload at most ``limit_bytes``; all of ``uploads/`` at most
+``quota_bytes`` (:func:`folder_bytes`), and never more than the disk has free minus
+:data:`DISK_RESERVE`. :func:`remove_stale_parts` deletes the temporary files of uploads whose
+server died mid-transfer.
 
 Examples:
     >>> sanitize_filename("../../etc/passwd")
@@ -20,6 +28,7 @@ import re
 import shutil
 import unicodedata
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Literal
 
@@ -28,9 +37,14 @@ from pipelines.errors import InputError
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 ARCHIVE_SUFFIXES = frozenset({".zip"})
-ACCEPT = ",".join(sorted(VIDEO_SUFFIXES | IMAGE_SUFFIXES | ARCHIVE_SUFFIXES))  # for <input accept=...>
+JSON_SUFFIXES = frozenset({".json"})  # camera paths
+MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES | ARCHIVE_SUFFIXES
 MAX_NAME = 120
 PHOTOS_DIR = "photos"  # single uploaded photos collect here, under the uploads folder
+MAX_ZIP_MEMBERS = 5000  # photos in one zip
+MAX_ZIP_RATIO = 50.0  # uncompressed / compressed size of a zip's photos (JPEG, PNG: about 1)
+DISK_RESERVE = 1 << 30  # bytes an upload or an unpacked zip must leave free on the disk
+PART_SUFFIX = ".part"
 
 UploadKind = Literal["video", "image", "zip"]
 
@@ -80,7 +94,8 @@ def inside(root: str | os.PathLike, *parts: str) -> Path:
 
 
 def unique_path(folder: Path, name: str) -> Path:
-    """``folder/name``, or ``folder/<stem>-2<suffix>``, ``-3``, ... if taken."""
+    """``folder/name``, or ``folder/<stem>-2<suffix>``, ``-3``, ... if taken (a snapshot: use
+    :func:`claim_unique` when another thread may take the same name meanwhile)."""
     path = folder / name
     stem, suffix = os.path.splitext(name)
     i = 2
@@ -90,13 +105,87 @@ def unique_path(folder: Path, name: str) -> Path:
     return path
 
 
+def claim_unique(folder: Path, name: str, claim) -> Path:
+    """The first of ``folder/name``, ``<stem>-2<suffix>``, ... that ``claim(path)`` takes:
+    ``claim`` must create the path atomically and raise FileExistsError when it exists (e.g.
+    ``os.link``, ``os.mkdir``, ``open(path, "xb")``), so two threads never get the same one."""
+    stem, suffix = os.path.splitext(name)
+    for i in range(1, 100_000):
+        path = folder / (name if i == 1 else f"{stem}-{i}{suffix}")
+        try:
+            claim(path)
+            return path
+        except FileExistsError:
+            continue
+    raise UploadError(f"{name}: too many files of that name in {folder.name}; clear the uploads")
+
+
+def folder_bytes(folder: str | os.PathLike) -> int:
+    """Bytes of the files under ``folder`` (0 if missing)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def check_room(folder: Path, size_bytes: int, quota_bytes: int | None, what: str) -> None:
+    """UploadError unless ``size_bytes`` more fit under ``quota_bytes`` for ``folder``'s
+    contents and leave :data:`DISK_RESERVE` free on its disk."""
+    if quota_bytes is not None:
+        used = folder_bytes(folder)
+        if used + size_bytes > quota_bytes:
+            raise UploadError(
+                f"{what}: the uploads folder holds {used / 2**30:.1f} GiB and may hold "
+                f"{quota_bytes / 2**30:.1f} GiB; clear old uploads (Capture panel: Clear uploads)"
+            )
+    free = shutil.disk_usage(folder).free
+    if size_bytes > free - DISK_RESERVE:
+        raise UploadError(
+            f"{what} needs {size_bytes / 2**20:.0f} MiB but the disk has {free / 2**20:.0f} MiB free; "
+            "free some space first"
+        )
+
+
+def remove_stale_parts(uploads_dir: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of uploads whose process is gone (a server killed
+    mid-transfer); returns them. Files of live processes (another studio on the same workspace)
+    are kept."""
+    removed = []
+    folder = Path(uploads_dir)
+    if not folder.is_dir():
+        return removed
+    for p in folder.glob(f".*{PART_SUFFIX}"):
+        parts = p.name.split(".")
+        pid = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else None
+        if pid is not None and (pid == os.getpid() or _alive(pid)):
+            continue
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class DiskUpload:
     """One upload in flight, written to disk as its parts arrive.
 
     ``size_bytes`` and ``part_count`` are what the client declared; every part but the last
     has the same length (the client's chunk size), so part i lands at offset i * that length.
-    Raises UploadError at once if the declared size is over ``limit_bytes`` or the type is
-    not accepted; a part that would overrun the declared size aborts the upload.
+    Raises UploadError at once if the declared size is over ``limit_bytes``, does not fit the
+    quota or the disk (:func:`check_room`), or the suffix is not in ``suffixes`` (default:
+    videos, photos, zips); a part that would overrun the declared size aborts the upload.
     """
 
     def __init__(
@@ -107,8 +196,13 @@ class DiskUpload:
         size_bytes: int,
         part_count: int,
         limit_bytes: int,
+        quota_bytes: int | None = None,
+        suffixes: frozenset[str] = MEDIA_SUFFIXES,
     ):
-        self.kind = upload_kind(filename)
+        if suffixes == MEDIA_SUFFIXES:
+            upload_kind(filename)  # says which kinds are accepted
+        elif Path(filename).suffix.lower() not in suffixes:
+            raise UploadError(f"{filename!r}: not a {' or '.join(sorted(suffixes))} file")
         if size_bytes > limit_bytes:
             raise UploadError(
                 f"{filename!r} is {size_bytes / 2**20:.1f} MiB, over the upload limit of "
@@ -121,13 +215,14 @@ class DiskUpload:
             )
         self.uploads_dir = Path(uploads_dir)
         self.uploads_dir.mkdir(parents=True, exist_ok=True)
+        check_room(self.uploads_dir, size_bytes, quota_bytes, repr(filename))
         self.name = sanitize_filename(filename)
         self.size_bytes = size_bytes
         self.part_count = part_count
         self.received_bytes = 0
         self._parts: set[int] = set()
         self._chunk: int | None = None
-        self._tmp = inside(self.uploads_dir, f".{self.name}.{os.getpid()}.{id(self):x}.part")
+        self._tmp = inside(self.uploads_dir, f".{self.name}.{os.getpid()}.{id(self):x}{PART_SUFFIX}")
         self._fd: int | None = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
     @property
@@ -180,8 +275,10 @@ class DiskUpload:
         self._fd = None
         target_dir = self.uploads_dir if folder is None else inside(self.uploads_dir, os.fspath(folder))
         target_dir.mkdir(parents=True, exist_ok=True)
-        final = unique_path(target_dir, self.name)
-        os.replace(self._tmp, final)
+        try:
+            final = claim_unique(target_dir, self.name, lambda p: os.link(self._tmp, p))
+        finally:
+            self._tmp.unlink(missing_ok=True)
         return final
 
     def abort(self) -> None:
@@ -195,38 +292,55 @@ class DiskUpload:
 def unpack_photos(
     zip_path: str | os.PathLike, dest_dir: str | os.PathLike, *, limit_bytes: int
 ) -> list[Path]:
-    """Extract the photos of a zip flat into ``dest_dir`` (created; must not exist yet).
+    """Extract the photos of a zip flat into ``dest_dir`` (created if missing; must be empty).
 
     Only members with an image suffix are extracted, each under its sanitized base name (a
     member named ``../../x.jpg`` becomes ``x.jpg`` inside dest_dir; clashing names get
-    ``-2``...); the uncompressed total must stay under ``limit_bytes``. On any failure the
-    folder is removed. Returns the written files, sorted by name.
+    ``-2``...). Before anything is written: at most :data:`MAX_ZIP_MEMBERS` photos, their
+    uncompressed total under ``limit_bytes`` and at most :data:`MAX_ZIP_RATIO` times their
+    compressed size, and room on the disk; while writing, no member may grow past its header's
+    size and every CRC must match. On any failure the folder is removed. Returns the written
+    files, sorted by name.
     """
     dest = Path(dest_dir)
+    name = Path(zip_path).name
     try:
         zf = zipfile.ZipFile(zip_path)
-    except zipfile.BadZipFile as e:
-        raise UploadError(f"{Path(zip_path).name}: not a readable zip file ({e})") from e
+    except (zipfile.BadZipFile, OSError) as e:
+        raise UploadError(f"{name}: not a readable zip file ({e})") from e
     with zf:
         members = [
             m for m in zf.infolist() if not m.is_dir() and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES
         ]
         if not members:
+            raise UploadError(f"{name}: no photos inside ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        if len(members) > MAX_ZIP_MEMBERS:
             raise UploadError(
-                f"{Path(zip_path).name}: no photos inside ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                f"{name}: {len(members)} photos, more than the {MAX_ZIP_MEMBERS} one zip may hold; "
+                "unpack it on the server and give the folder's path"
             )
         total = sum(m.file_size for m in members)
         if total > limit_bytes:
             raise UploadError(
-                f"{Path(zip_path).name}: {total / 2**20:.0f} MiB of photos uncompressed, over the limit of "
+                f"{name}: {total / 2**20:.0f} MiB of photos uncompressed, over the limit of "
                 f"{limit_bytes / 2**20:.0f} MiB; unpack it on the server and give the folder's path"
             )
-        dest.mkdir(parents=True)
+        packed = sum(m.compress_size for m in members)
+        if total > MAX_ZIP_RATIO * max(packed, 1) and total > 1 << 20:
+            raise UploadError(
+                f"{name}: its photos unpack to {total / max(packed, 1):.0f} times their packed size "
+                "(photos barely compress); refused as a likely zip bomb"
+            )
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        check_room(dest.parent, total, None, name)
+        dest.mkdir(exist_ok=True)
+        if any(dest.iterdir()):
+            raise UploadError(f"{name}: {dest.name} is not empty; unpacking nothing into it")
         written: list[Path] = []
         try:
             for m in members:
-                out = unique_path(dest, sanitize_filename(m.filename))
-                with zf.open(m) as src, open(out, "xb") as dst:
+                out = claim_unique(dest, sanitize_filename(m.filename), lambda p: open(p, "xb").close())
+                with zf.open(m) as src, open(out, "wb") as dst:
                     copied = 0
                     while chunk := src.read(1 << 20):
                         copied += len(chunk)
@@ -234,6 +348,9 @@ def unpack_photos(
                             raise UploadError(f"{m.filename}: larger than its zip header says")
                         dst.write(chunk)
                 written.append(out)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:  # a bad CRC, a truncated member
+            shutil.rmtree(dest, ignore_errors=True)
+            raise UploadError(f"{name}: the zip is damaged ({e}); zip the photos again") from e
         except BaseException:
             shutil.rmtree(dest, ignore_errors=True)
             raise
@@ -252,10 +369,11 @@ def place_upload(path: str | os.PathLike, uploads_dir: str | os.PathLike, *, lim
     if kind == "image":
         folder = inside(uploads, PHOTOS_DIR)
         folder.mkdir(parents=True, exist_ok=True)
-        os.replace(path, unique_path(folder, path.name))
+        claim_unique(folder, path.name, lambda p: os.link(path, p))
+        path.unlink()
         return folder
-    dest = unique_path(uploads, sanitize_filename(Path(path.name).stem))
     try:
+        dest = claim_unique(uploads, sanitize_filename(Path(path.name).stem), os.mkdir)
         unpack_photos(path, dest, limit_bytes=limit_bytes)
     finally:
         path.unlink(missing_ok=True)

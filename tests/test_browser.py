@@ -8,9 +8,7 @@ chromium or Playwright is missing; .ci/run installs chromium with apt-get.
 
 from __future__ import annotations
 
-import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -18,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from studio_helpers import make_capture, make_run
+from waits import eventually, scaled
 
 from pipelines.capture.images import write_image
 from studio.bench.browser import VIEWPORT, changed_fraction, headless_chromium, missing_reason, screenshot_rgb
@@ -29,19 +28,6 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 TIMEOUT_S = 30.0
-
-
-def eventually(cond: Callable[[], object], what: str, timeout: float = TIMEOUT_S, every: float = 0.1):
-    """Poll ``cond`` until it returns something other than None or False; fail saying ``what``
-    did not happen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} (waited {timeout:.0f} s)")
-        time.sleep(every)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +56,7 @@ def open_page(browser, running):
     page = browser.new_page(viewport=VIEWPORT)
     before = set(running.server.get_clients())
     page.goto(running.url)
-    page.get_by_text("Rescan workspace").wait_for(timeout=TIMEOUT_S * 1000)
+    page.get_by_text("Rescan workspace").wait_for(timeout=scaled(TIMEOUT_S) * 1000)
     new = eventually(lambda: (set(running.server.get_clients()) - before) or None, "the page never connected")
     return page, running.server.get_clients()[new.pop()]
 
@@ -95,7 +81,7 @@ def test_load_run_shows_splats_in_every_tab(browser, running):
     # (the count is recorded just after the node is added, on the callback's thread)
     eventually(lambda: running.viewer.scene.splat_counts.get("A") == (1500, 1500), "splat count not recorded")
     # ... the other tab hears of it ...
-    page2.get_by_text(f"3dgs {running.run_dir.name}").first.wait_for(timeout=TIMEOUT_S * 1000)
+    page2.get_by_text(f"3dgs {running.run_dir.name}").first.wait_for(timeout=scaled(TIMEOUT_S) * 1000)
     page2.close()
 
     # ... and the browser draws it: the view changes and is far from blank.
@@ -107,7 +93,7 @@ def test_load_run_shows_splats_in_every_tab(browser, running):
     iio.imwrite(artifact("02_splats_canvas.png"), after)
     page.screenshot(path=artifact("02_splats_page.png"))
     # viser's own WebGL read-back of the same client (no GUI overlays).
-    render = client.get_render(height=360, width=480, timeout=TIMEOUT_S)
+    render = client.get_render(height=360, width=480, timeout=scaled(TIMEOUT_S))
     iio.imwrite(artifact("03_client_render.png"), render)
     assert render.shape == (360, 480, 3) and render.astype(np.float64).std() > 20
     page.close()
@@ -120,9 +106,9 @@ def test_fixed_dpr_url_draws_a_quarter_of_the_pixels(browser, running):
     for query in ({}, {"fixedDpr": 0.5}):
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(running.url_for(**query))
-        page.get_by_text("Rescan workspace").wait_for(timeout=TIMEOUT_S * 1000)
+        page.get_by_text("Rescan workspace").wait_for(timeout=scaled(TIMEOUT_S) * 1000)
         three = page.locator("canvas[data-engine^='three.js']")  # the 3D view
-        three.wait_for(timeout=TIMEOUT_S * 1000)
+        three.wait_for(timeout=scaled(TIMEOUT_S) * 1000)
 
         def sized(three=three):  # [width, height, clientWidth, clientHeight] once drawn into
             size = three.evaluate("c => [c.width, c.height, c.clientWidth, c.clientHeight]")
@@ -141,12 +127,12 @@ def test_delete_run_after_confirmation(browser, running):
     page.get_by_role("tab", name="Runs").click()
     page.get_by_role("button", name="Delete run...").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_text(f"Delete run {running.run_dir.name}?").wait_for(timeout=TIMEOUT_S * 1000)
+    dialog.get_by_text(f"Delete run {running.run_dir.name}?").wait_for(timeout=scaled(TIMEOUT_S) * 1000)
     page.screenshot(path=artifact("04_delete_confirmation.png"))
     assert running.run_dir.exists()  # nothing deleted before the confirmation
     dialog.get_by_role("button", name="Delete").click()
     eventually(lambda: not running.run_dir.exists(), "the run folder was not deleted")
-    page.get_by_text("No runs of").wait_for(timeout=TIMEOUT_S * 1000)
+    page.get_by_text("No runs of").wait_for(timeout=scaled(TIMEOUT_S) * 1000)
     page.close()
 
 
@@ -172,7 +158,7 @@ def test_upload_zip_of_photos_streams_to_disk(browser, running, tmp_path, gen):
     )
     assert running.viewer.capture.source.value == "uploads/my_trip"
     assert running.viewer.capture.name.value == "my_trip"
-    page.get_by_text("folder with 3 photos").first.wait_for(timeout=TIMEOUT_S * 1000)
+    page.get_by_text("folder with 3 photos").first.wait_for(timeout=scaled(TIMEOUT_S) * 1000)
     page.screenshot(path=artifact("05_upload.png"))
     got = {p.name: p.read_bytes() for p in dest.iterdir()}
     assert got == {name.replace(" ", "_"): data for name, data in photos.items()}
@@ -190,9 +176,9 @@ def test_job_failure_is_a_notification_that_says_why(browser, running):
         raise RuntimeError("only 3 of 40 frames registered; film with more overlap between frames")
 
     job = running.studio.jobs.submit("SfM on garden", sfm)
-    assert running.studio.jobs.wait(job.id, TIMEOUT_S).status == "failed"
-    page.get_by_text("SfM on garden failed").first.wait_for(timeout=TIMEOUT_S * 1000)
-    page.get_by_text("only 3 of 40 frames registered").first.wait_for(timeout=TIMEOUT_S * 1000)
+    assert running.studio.jobs.wait(job.id, scaled(TIMEOUT_S)).status == "failed"
+    page.get_by_text("SfM on garden failed").first.wait_for(timeout=scaled(TIMEOUT_S) * 1000)
+    page.get_by_text("only 3 of 40 frames registered").first.wait_for(timeout=scaled(TIMEOUT_S) * 1000)
     page.screenshot(path=artifact("06_failure_notification.png"))
     page.close()
 
@@ -200,7 +186,7 @@ def test_job_failure_is_a_notification_that_says_why(browser, running):
 def test_optimize_panel_trains_live_in_the_page(browser, running):
     page, _ = open_page(browser, running)
     page.get_by_role("tab", name="Optimize").click()
-    page.get_by_text("Training loss").first.wait_for(timeout=TIMEOUT_S * 1000)
+    page.get_by_text("Training loss").first.wait_for(timeout=scaled(TIMEOUT_S) * 1000)
     running.viewer.optimize.steps.value = 150  # few steps: the cpu-fast preset, shortened
     page.get_by_role("button", name="Start").click()
     studio = running.studio
@@ -215,9 +201,9 @@ def test_optimize_panel_trains_live_in_the_page(browser, running):
     # on an idle 2-core machine, more beside the whole suite and the software-WebGL browser)
     eventually(lambda: studio.training.step > 0, "training never took a step", timeout=240)
     # the status reaches the page while it trains, then the finished run is shown as A
-    page.get_by_text("Step ").first.wait_for(timeout=TIMEOUT_S * 1000)
+    page.get_by_text("Step ").first.wait_for(timeout=scaled(TIMEOUT_S) * 1000)
     eventually(lambda: studio.training.state == "done", "training never finished", timeout=120)
-    page.get_by_text("Done").first.wait_for(timeout=TIMEOUT_S * 1000)
+    page.get_by_text("Done").first.wait_for(timeout=scaled(TIMEOUT_S) * 1000)
     assert page.locator(".uplot").count() >= 2  # the loss and PSNR charts are drawn
     assert studio.shown["A"].run_id == studio.training.run_id
     page.screenshot(path=artifact("07_optimize_panel.png"))

@@ -10,12 +10,12 @@ Screenshots go to test-artifacts/browser/. Skipped when chromium or Playwright i
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from waits import eventually, scaled
 
 from studio.bench.browser import VIEWPORT, headless_chromium, missing_reason, screenshot_rgb
 from studio.bench.studio import TINY_NAME, write_tiny_long_lrm
@@ -29,17 +29,6 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 T = 30.0
-
-
-def eventually(cond, what: str, timeout: float = T, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value is not None and value is not False:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} (waited {timeout:.0f} s)")
-        time.sleep(every)
 
 
 def shot(page, name: str) -> None:
@@ -70,7 +59,7 @@ def test_demo_sfm_reconstruct_optimize_compare(tmp_path):
         with headless_chromium() as browser:
             page = browser.new_page(viewport=VIEWPORT)
             page.goto(running.url)
-            page.get_by_text("Rescan workspace").wait_for(timeout=T * 1000)
+            page.get_by_text("Rescan workspace").wait_for(timeout=scaled(T) * 1000)
             assert names.frustum(0) in nodes
             shot(page, "demo_01_start.png")
 
@@ -114,7 +103,7 @@ def test_demo_sfm_reconstruct_optimize_compare(tmp_path):
             assert len(h.file_paths) == cap.splits.count("test") >= 2
             assert all(np.isfinite(h.a.psnr)) and all(np.isfinite(h.b.psnr)) and h.b.num_gaussians > 0
             mean = f"{h.b.mean_psnr:.2f}"
-            page.get_by_text(re.compile("Held-out views of")).first.wait_for(timeout=T * 1000)
+            page.get_by_text(re.compile("Held-out views of")).first.wait_for(timeout=scaled(T) * 1000)
             eventually(lambda: page.get_by_text(mean).count() > 0, f"the table never showed {mean}")
             shot(page, "demo_03_compare.png")
 

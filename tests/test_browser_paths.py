@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_browser import TIMEOUT_S, artifact, browser, eventually, open_page, running  # noqa: F401 (fixtures)
+from test_browser import TIMEOUT_S, artifact, browser, open_page, running  # noqa: F401 (fixtures)
+from waits import eventually, scaled
 
 from studio.bench.browser import changed_fraction, screenshot_rgb
 from viewer import names
@@ -21,7 +22,7 @@ def test_orbit_and_time_slider_move_the_browser_camera(browser, running):  # noq
     eventually(
         lambda: names.PATH_SPLINE in nodes and names.path_keyframe(11) in nodes, "no orbit in the scene"
     )
-    page.get_by_text("12 keyframes").first.wait_for(timeout=TIMEOUT_S * 1000)
+    page.get_by_text("12 keyframes").first.wait_for(timeout=scaled(TIMEOUT_S) * 1000)
     panel = running.viewer.paths
     path = running.studio.paths.path
     t = 0.37 * path.duration_s

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import http.server
 import threading
-import time
 
 import pytest
 import viser
 from studio_helpers import make_capture
+from waits import eventually, scaled
 
 from studio.bench.browser import VIEWPORT, headless_chromium, missing_reason
 from studio.config import StudioConfig
@@ -48,15 +48,6 @@ def serve_page(html: str) -> tuple[http.server.ThreadingHTTPServer, int]:
     return httpd, httpd.server_address[1]
 
 
-def wait_for(cond, what: str, timeout: float = TIMEOUT_S):
-    deadline = time.monotonic() + timeout
-    while (value := cond()) in (None, False):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} (waited {timeout:.0f} s)")
-        time.sleep(0.1)
-    return value
-
-
 def test_a_page_from_another_loopback_port_cannot_use_the_studio(tmp_path, gen):
     reason = missing_reason()
     if reason is not None:
@@ -72,16 +63,16 @@ def test_a_page_from_another_loopback_port_cannot_use_the_studio(tmp_path, gen):
         with headless_chromium() as browser:
             page = browser.new_page(viewport=VIEWPORT)
             page.goto(f"http://127.0.0.1:{attacker_port}/")
-            result = wait_for(
-                lambda: page.evaluate("window.result.done && window.result"), "the socket closed"
+            result = eventually(
+                lambda: page.evaluate("window.result.done && window.result"), "the socket closed", TIMEOUT_S
             )
             assert "open" not in result["events"] and "message" not in result["events"], result
             assert result["bytes"] == 0 and handled == []
             # the studio's own page, in the same browser, connects
             own = browser.new_page(viewport=VIEWPORT)
             own.goto(running.url)
-            own.get_by_text("Rescan workspace").wait_for(timeout=TIMEOUT_S * 1000)
-            assert wait_for(lambda: len(handled) >= 1, "the studio's page connected")
+            own.get_by_text("Rescan workspace").wait_for(timeout=scaled(TIMEOUT_S) * 1000)
+            assert eventually(lambda: len(handled) >= 1, "the studio's page connected", timeout=TIMEOUT_S)
     finally:
         httpd.shutdown()
         running.stop()

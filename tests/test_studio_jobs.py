@@ -269,3 +269,25 @@ def test_history_is_bounded():
     with pytest.raises(KeyError):
         q.get(ids[0])
     q.shutdown()
+
+
+def test_identical_pending_jobs_merge_and_the_queue_is_bounded():
+    """The probe: one burst of clicks queued 22 identical reconstructions (32 clicks to cancel)."""
+    q = JobQueue(max_pending=5)
+    started, release = threading.Event(), threading.Event()
+    running = q.submit("busy", blocker(started, release))
+    assert started.wait(10)
+    first = q.submit("recon", lambda p, c: 1, key=("recon", "cap", "model"))
+    again = [q.submit("recon", lambda p, c: 2, key=("recon", "cap", "model")) for _ in range(20)]
+    assert {s.id for s in again} == {first.id}
+    other = [q.submit(f"other {i}", lambda p, c: 3, key=("other", i)) for i in range(4)]
+    with pytest.raises(ValueError, match="5 jobs are waiting"):
+        q.submit("one too many", lambda p, c: 4)
+    assert q.cancel_pending() == 5
+    assert all(q.get(s.id).status == "cancelled" for s in [first, *other])
+    assert q.get(running.id).status == "running"
+    release.set()
+    assert q.wait(running.id, 10).status == "done"
+    # once the twin ran, an identical submission is a new job
+    assert q.submit("recon", lambda p, c: 5, key=("recon", "cap", "model")).id != first.id
+    q.shutdown()

@@ -9,6 +9,7 @@ import time
 import pytest
 import viser
 from studio_helpers import plain
+from waits import eventually
 
 from studio.app import TRAINING, Studio
 from studio.bench.gaussian_scene import write_gaussian_capture
@@ -36,12 +37,12 @@ def setup(tmp_path, seed):
 
 
 def wait_for(cond, timeout=60.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
+    """True once ``cond()`` holds within ``timeout`` s (stretched by the machine's load), else False."""
+    try:
+        eventually(cond, "condition", timeout=timeout, every=0.02)
+    except AssertionError:
+        return False
+    return True
 
 
 def test_optimize_job_shows_live_splats_pauses_and_stops(setup):

@@ -220,3 +220,88 @@ def test_place_upload_makes_ingest_sources(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(UploadError, match="must be a video"):
         describe_source(tmp_path / "notes.txt")
+
+
+def test_zip_bombs_and_damaged_zips_are_refused_before_writing(tmp_path, monkeypatch):
+    import studio.uploads as uploads_mod
+
+    # highly compressible "photos": 2 MiB of zeros packs to a few KB (the probe: 61 KB -> 60 MiB)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.png", b"\0" * (2 << 20))
+    bomb = tmp_path / "bomb.zip"
+    bomb.write_bytes(buf.getvalue())
+    with pytest.raises(UploadError, match="zip bomb"):
+        unpack_photos(bomb, tmp_path / "b", limit_bytes=1 << 40)
+    assert not (tmp_path / "b").exists()
+    # too many members
+    monkeypatch.setattr(uploads_mod, "MAX_ZIP_MEMBERS", 5)
+    many = tmp_path / "many.zip"
+    many.write_bytes(make_zip({f"{i}.jpg": b"x" for i in range(6)}))
+    with pytest.raises(UploadError, match="more than the 5"):
+        unpack_photos(many, tmp_path / "m", limit_bytes=1 << 40)
+    assert not (tmp_path / "m").exists()
+    # a bad CRC: the bytes of a stored member changed after zipping
+    data = bytes(range(256)) * 8
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("p.jpg", data)
+    raw = bad.read_bytes()
+    i = raw.index(data)
+    bad.write_bytes(raw[:i] + b"\xff" + raw[i + 1 :])
+    with pytest.raises(UploadError, match="damaged"):
+        unpack_photos(bad, tmp_path / "c", limit_bytes=1 << 40)
+    assert not (tmp_path / "c").exists()
+
+
+def test_same_name_from_several_tabs_at_once_never_overwrites(tmp_path):
+    """The probe: one name uploaded from 4 tabs at once overwrote 5 of 160 files."""
+    import threading
+
+    uploads = tmp_path / "uploads"
+    n_threads, per_thread = 4, 40
+    barrier = threading.Barrier(n_threads)
+    finals: list = []
+    lock = threading.Lock()
+
+    def tab(t: int) -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            data = f"{t}-{i}".encode()
+            up = DiskUpload(uploads, "clip.mp4", size_bytes=len(data), part_count=1, limit_bytes=100)
+            up.write_part(0, data)
+            path = up.finish()
+            with lock:
+                finals.append((path, data))
+
+    threads = [threading.Thread(target=tab, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len({p for p, _ in finals}) == n_threads * per_thread
+    assert all(p.read_bytes() == data for p, data in finals)
+    assert not list(uploads.glob(".*.part"))
+
+
+def test_stale_part_files_of_dead_servers_are_removed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from studio.uploads import remove_stale_parts
+
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    dead_pid = int(dead.stdout)
+    stale = uploads / f".clip.mp4.{dead_pid}.7f00.part"
+    stale.write_bytes(b"x")
+    live = DiskUpload(uploads, "live.mp4", size_bytes=1, part_count=1, limit_bytes=10)  # this process
+    other = uploads / f".x.mp4.{os.getppid()}.1.part"  # a live process (another studio)
+    other.write_bytes(b"y")
+    assert remove_stale_parts(uploads) == [stale]
+    assert not stale.exists() and other.exists() and live._tmp.exists()
+    live.abort()

@@ -5,6 +5,7 @@ studio, and uploads streamed to disk through viser's own message handlers."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -253,7 +254,80 @@ def test_uploads_stream_to_disk_through_viser_handlers(server, tmp_path, seed):
     router._on_disconnect(type("Client", (), {"client_id": 9})())
     assert router.in_flight == 0 and sorted(p.name for p in uploads.iterdir()) == ["My_Video.MP4"]
 
-    # Upload buttons the router did not create keep viser's own (in-memory) path.
-    plain = server.gui.add_upload_button("Plain")
-    router._on_start(7, start_message(plain, "t4", "x.bin", 10, 1))
-    assert "t4" in server.gui._current_file_upload_states and router.in_flight == 0
+    # Upload buttons the router did not create are refused (viser's in-memory path is never used).
+    other = server.gui.add_upload_button("Plain")
+    router._on_start(7, start_message(other, "t4", "x.bin", 10, 1))
+    router._on_part(7, _messages.FileTransferPart(other._impl.uuid, "t4", 0, b"x" * 10))
+    assert server.gui._current_file_upload_states == {} and router.in_flight == 0
+
+
+def test_open_transfers_are_capped_per_tab_and_in_all(server, tmp_path):
+    from viewer.uploads import MAX_PER_CLIENT, MAX_TOTAL
+
+    failed: list = []
+    router = streaming_uploads(server)
+    button = router.add_button(
+        "Upload", uploads_dir=lambda: tmp_path / "uploads", limit_bytes=1 << 20,
+        on_uploaded=lambda *a: None, on_failed=lambda client, reason: failed.append(reason),
+    )  # fmt: skip
+    starts = 0
+
+    def start(client: int) -> None:  # a start that never sends a part (the probe's attack)
+        nonlocal starts
+        starts += 1
+        router._on_start(client, start_message(button, f"t{starts}", f"v{starts}.mp4", 1000, 1))
+
+    for _ in range(MAX_PER_CLIENT + 3):
+        start(1)
+    assert router.in_flight == MAX_PER_CLIENT
+    clients = list(range(2, 2 + MAX_TOTAL))
+    for c in clients:
+        start(c)
+    start(clients[-1] + 1)
+    assert router.in_flight == MAX_TOTAL
+    deadline = time.monotonic() + 10
+    while len(failed) < starts - MAX_TOTAL and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(failed) == starts - MAX_TOTAL and all("in progress already" in f for f in failed)
+    assert len(list((tmp_path / "uploads").glob(".*.part"))) == MAX_TOTAL  # one file per open transfer
+    for c in [1, *clients, clients[-1] + 1]:
+        router._on_disconnect(type("Client", (), {"client_id": c})())
+    assert router.in_flight == 0 and not list((tmp_path / "uploads").glob(".*.part"))
+
+
+def test_uploads_quota_and_accepted_suffixes(server, tmp_path):
+    failed: list = []
+    router = streaming_uploads(server)
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "old.mp4").write_bytes(b"\0" * 3000)
+    button = router.add_button(
+        "Upload", uploads_dir=lambda: uploads, limit_bytes=1 << 20, quota_bytes=4000,
+        on_uploaded=lambda *a: None, on_failed=lambda client, reason: failed.append(reason),
+    )  # fmt: skip
+    router._on_start(1, start_message(button, "q1", "new.mp4", 1500, 1))  # 3000 + 1500 > 4000
+    json_button = router.add_button(
+        "Paths", uploads_dir=lambda: uploads, limit_bytes=100, suffixes=frozenset({".json"}),
+        on_uploaded=lambda *a: None, on_failed=lambda client, reason: failed.append(reason),
+    )  # fmt: skip
+    router._on_start(1, start_message(json_button, "q2", "clip.mp4", 10, 1))
+    router._on_start(1, start_message(json_button, "q3", "big.json", 101, 1))
+    deadline = time.monotonic() + 10
+    while len(failed) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert router.in_flight == 0 and len(failed) == 3
+    assert "may hold" in failed[0] and "Clear uploads" in failed[0]
+    assert "not a .json file" in " ".join(failed) and "over the upload limit" in " ".join(failed)
+    assert sorted(p.name for p in uploads.iterdir()) == ["old.mp4"]
+
+
+def test_toasts_show_paths_relative_to_the_workspace(tmp_path):
+    from viewer.notify import relative_paths
+
+    ws = tmp_path / "ws"
+    text = f"{ws}/demo/runs/x has no gaussians.ply; {ws}2/other stays; cannot write {ws}."
+    assert (
+        relative_paths(text, ws)
+        == f"demo/runs/x has no gaussians.ply; {ws}2/other stays; cannot write workspace."
+    )
+    assert relative_paths(text, None) == text

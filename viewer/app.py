@@ -23,6 +23,7 @@ from studio.app import CAPTURE, CAPTURES, COMPARE, PATH, RUNS, SCENE, TRAINING, 
 from studio.config import StudioConfig
 from viewer.access import TOKEN_PARAM, AccessPolicy, is_loopback_host, start_guarded_viser
 from viewer.gui_input import validate_all_inputs
+from viewer.notify import paths_relative_to
 from viewer.panels.cameras import CamerasPanel, add_cameras_panel
 from viewer.panels.capture import CapturePanel, add_capture_panel
 from viewer.panels.compare import ComparePanel, add_compare_panel
@@ -104,6 +105,7 @@ def build_viewer(server: viser.ViserServer, studio: Studio) -> Viewer:
         control_width="large", show_share_button=False
     )  # local studio: no public tunnel
     validate_all_inputs(server)  # every value a tab sends is checked before a callback reads it
+    paths_relative_to(server, studio.workspace)  # toasts never show where the workspace lives
     scene = SceneView(server, budget=studio.config.browser_budget)
     with server.gui.add_folder("Jobs"):
         jobs = add_jobs_panel(server, studio)

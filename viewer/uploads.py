@@ -1,12 +1,15 @@
 """Upload buttons whose files stream to disk instead of into memory.
 
 viser 1.1.1's upload button collects every 512 KiB part in memory and hands the joined bytes
-to ``on_upload`` (``GuiApi._finish_file_upload``): a multi-GB video would sit in RAM twice.
-:class:`StreamingUploads` takes over the two upload messages (``FileTransferStartUpload``,
-``FileTransferPart``) for the buttons it created and writes each part straight to disk through
-:class:`studio.uploads.DiskUpload` (size limit, sanitized names); uploads of any other upload
-button still go to viser's own handler. This replaces viser's registered message handlers,
-private API of the pinned viser==1.1.1 (``server._websock_server``, ``GuiApi._handle_file_*``);
+to ``on_upload`` (``GuiApi._finish_file_upload``), with no size limit: a multi-GB video would
+sit in RAM twice, and any page could fill the memory. :class:`StreamingUploads` takes over the
+two upload messages (``FileTransferStartUpload``, ``FileTransferPart``): uploads for the buttons
+it created are written part by part to disk through :class:`studio.uploads.DiskUpload` (size
+limit, uploads quota, free disk, accepted suffixes, sanitized names); uploads for any other
+button are refused, so viser's in-memory path is never used. At most :data:`MAX_PER_CLIENT`
+transfers per tab and :data:`MAX_TOTAL` in all are open at once (each holds a file
+descriptor): more are refused. This replaces viser's registered message handlers, private API of
+the pinned viser==1.1.1 (``server._websock_server``, ``GuiApi._handle_file_*``);
 tests/test_viewer.py and the browser test exercise it.
 
 The done/failed callbacks run on a fresh thread (never on viser's event loop), with the
@@ -25,9 +28,12 @@ from pathlib import Path
 import viser
 from viser import _messages
 
-from studio.uploads import DiskUpload, UploadError
+from studio.uploads import MEDIA_SUFFIXES, DiskUpload, UploadError
 
 log = logging.getLogger(__name__)
+
+MAX_PER_CLIENT = 4  # transfers one tab may have open at once
+MAX_TOTAL = 16  # transfers open at once, all tabs together
 
 OnUploaded = Callable[[viser.ClientHandle | None, Path, DiskUpload], None]
 OnFailed = Callable[[viser.ClientHandle | None, str], None]
@@ -39,6 +45,8 @@ class _Button:
     limit_bytes: int
     on_uploaded: OnUploaded
     on_failed: OnFailed
+    quota_bytes: int | None = None
+    suffixes: frozenset[str] = MEDIA_SUFFIXES
 
 
 @dataclass
@@ -58,10 +66,8 @@ class StreamingUploads:
         self._lock = threading.Lock()
         iface = server._websock_server
         gui = server.gui
-        self._viser_start = gui._handle_file_transfer_start
-        self._viser_part = gui._handle_file_transfer_part
-        iface.unregister_handler(_messages.FileTransferStartUpload, self._viser_start)
-        iface.unregister_handler(_messages.FileTransferPart, self._viser_part)
+        iface.unregister_handler(_messages.FileTransferStartUpload, gui._handle_file_transfer_start)
+        iface.unregister_handler(_messages.FileTransferPart, gui._handle_file_transfer_part)
         iface.register_handler(_messages.FileTransferStartUpload, self._on_start)
         iface.register_handler(_messages.FileTransferPart, self._on_part)
         server.on_client_disconnect(self._on_disconnect)
@@ -74,16 +80,21 @@ class StreamingUploads:
         limit_bytes: int,
         on_uploaded: OnUploaded,
         on_failed: OnFailed,
-        accept: str = "*/*",
+        suffixes: frozenset[str] = MEDIA_SUFFIXES,
+        quota_bytes: int | None = None,
         hint: str | None = None,
         disabled: bool = False,
     ) -> viser.GuiUploadButtonHandle:
-        """An upload button in the current GUI container (server-wide: every tab sees it)."""
+        """An upload button in the current GUI container (server-wide: every tab sees it) for
+        files with one of ``suffixes`` (also the browser's file dialog filter), at most
+        ``limit_bytes`` each, with ``uploads_dir()`` holding at most ``quota_bytes``."""
         handle = self._server.gui.add_upload_button(
-            label, mime_type=accept, hint=hint, disabled=disabled, icon=viser.Icon.UPLOAD
+            label, mime_type=",".join(sorted(suffixes)), hint=hint, disabled=disabled, icon=viser.Icon.UPLOAD
         )
         with self._lock:
-            self._buttons[handle._impl.uuid] = _Button(uploads_dir, limit_bytes, on_uploaded, on_failed)
+            self._buttons[handle._impl.uuid] = _Button(
+                uploads_dir, limit_bytes, on_uploaded, on_failed, quota_bytes, suffixes
+            )
         return handle
 
     @property
@@ -105,16 +116,25 @@ class StreamingUploads:
     def _on_start(self, client_id: int, message: _messages.FileTransferStartUpload) -> None:
         with self._lock:
             button = self._buttons.get(message.source_component_uuid)
+            mine = sum(t.client_id == client_id for t in self._transfers.values())
+            total = len(self._transfers)
         if button is None:
-            self._viser_start(client_id, message)
+            log.warning("refused an upload from client %s for an unknown button", client_id)
             return
         try:
+            if mine >= MAX_PER_CLIENT or total >= MAX_TOTAL:
+                raise UploadError(
+                    f"{message.filename!r}: {mine} uploads from this tab and {total} in all are in "
+                    "progress already; wait for them to finish"
+                )
             upload = DiskUpload(
                 button.uploads_dir(),
                 message.filename,
                 size_bytes=message.size_bytes,
                 part_count=message.part_count,
                 limit_bytes=button.limit_bytes,
+                quota_bytes=button.quota_bytes,
+                suffixes=button.suffixes,
             )
         except (UploadError, OSError) as e:
             # Refused before any byte is kept; the ack ends the browser's upload spinner (its
@@ -134,11 +154,8 @@ class StreamingUploads:
     def _on_part(self, client_id: int, message: _messages.FileTransferPart) -> None:
         with self._lock:
             transfer = self._transfers.get(message.transfer_uuid)
-        if transfer is None:
-            self._viser_part(client_id, message)  # another button's upload, or an unknown transfer
-            return
-        if transfer.client_id != client_id:
-            return
+        if transfer is None or transfer.client_id != client_id:
+            return  # a refused, finished or unknown transfer, or another tab's
         upload = transfer.upload
         try:
             complete = upload.write_part(message.part_index, message.content)

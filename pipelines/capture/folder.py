@@ -27,8 +27,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pipelines.cameras import Cameras, make_K
+from pipelines.cameras import Cameras, camera_problem, make_K
 from pipelines.capture.images import read_image, resize, to_tensor
+from pipelines.errors import InputError
 from pipelines.fileio import read_json, write_json
 
 Split = Literal["train", "test"]
@@ -105,29 +106,44 @@ class Capture:
     # ---------------------------------------------------------------- disk
     @staticmethod
     def load(root: str | os.PathLike) -> Capture:
+        """Read a capture folder. Everything is checked as it enters: every frame's keys, its
+        camera (:func:`pipelines.cameras.camera_problem`), one image size, splits, image and
+        points paths that stay inside the folder. InputError names the file, the frame and
+        what is wrong (FileNotFoundError when there is no cameras.json)."""
         root = Path(root)
         path = root / "cameras.json"
         if not path.exists():
-            raise FileNotFoundError(f"{root} is not a capture folder: no cameras.json (run `lrm-studio sfm` or `import`)")
-        d = read_json(path)
-        frames = d.get("frames", [])
-        if not frames:
-            raise ValueError(f"{path} lists no frames")
-        sizes = {(int(f["w"]), int(f["h"])) for f in frames}
+            raise FileNotFoundError(
+                f"{root} is not a capture folder: no cameras.json (run `lrm-studio sfm` or `import`)"
+            )
+        try:
+            d = read_json(path)
+        except (OSError, ValueError) as e:
+            raise InputError(f"{path} is not valid JSON ({e}); re-run SfM or import on this capture") from e
+        frames = d.get("frames") if isinstance(d, dict) else None
+        if not isinstance(frames, list) or not frames:
+            raise InputError(f"{path} lists no frames")
+        rows = [_frame_row(f, i, path, root) for i, f in enumerate(frames)]
+        sizes = {(r[1], r[2]) for r in rows}
         if len(sizes) != 1:
-            raise ValueError(f"{path}: frames have different sizes {sorted(sizes)}; all frames of a capture must match")
+            raise InputError(
+                f"{path}: frames have different sizes {sorted(sizes)}; all frames of a capture must match"
+            )
         (w, h), = sizes
-        c2w = torch.tensor([f["c2w"] for f in frames], dtype=torch.float32)
-        K = make_K(*(torch.tensor([float(f[k]) for f in frames]) for k in ("fx", "fy", "cx", "cy")))
+        c2w = torch.tensor([r[3] for r in rows], dtype=torch.float32)
+        K = make_K(*(torch.tensor([r[4][k] for r in rows], dtype=torch.float64) for k in range(4)))
+        points = d.get("points")
+        if points is not None:
+            _inside(points, root, f"{path}: points")
         meta = read_json(root / "capture.json") if (root / "capture.json").exists() else {}
         return Capture(
             root=root,
-            file_paths=[f["file_path"] for f in frames],
+            file_paths=[r[0] for r in rows],
             cameras=Cameras(c2w, K.float(), w, h),
-            splits=[f.get("split", "train") for f in frames],
-            unregistered=list(d.get("unregistered", [])),
-            points=d.get("points"),
-            meta=meta,
+            splits=[r[5] for r in rows],
+            unregistered=[u for u in d.get("unregistered", []) if isinstance(u, str)],
+            points=points,
+            meta=meta if isinstance(meta, dict) else {},
         )
 
     def to_json(self) -> dict:
@@ -155,3 +171,37 @@ class Capture:
         write_json(self.root / "cameras.json", self.to_json())
         if self.meta:
             write_json(self.root / "capture.json", self.meta)
+
+
+def _inside(rel: object, root: Path, what: str) -> str:
+    """``rel`` if it is a relative path that stays inside ``root``, else InputError."""
+    if not isinstance(rel, str) or not rel or os.path.isabs(rel) or "\x00" in rel:
+        raise InputError(f"{what}: {rel!r} must be a path relative to the capture folder")
+    if ".." in Path(rel).parts or not (root / rel).resolve().is_relative_to(root.resolve()):
+        raise InputError(f"{what}: {rel!r} leads outside the capture folder")
+    return rel
+
+
+def _frame_row(f: object, i: int, path: Path, root: Path) -> tuple:
+    """One cameras.json frame checked: (file_path, w, h, c2w, (fx, fy, cx, cy), split)."""
+    what = f"{path}: frame {i}"
+    if not isinstance(f, dict):
+        raise InputError(f"{what} is not an object")
+    try:
+        fp = _inside(f["file_path"], root, what)
+        w, h = int(f["w"]), int(f["h"])
+        intr = tuple(float(f[k]) for k in ("fx", "fy", "cx", "cy"))
+        c2w = [[float(x) for x in row] for row in f["c2w"]]
+    except KeyError as e:
+        raise InputError(f"{what} has no {e.args[0]!r}; re-run SfM or import on this capture") from e
+    except (TypeError, ValueError) as e:
+        raise InputError(f"{what}: w, h, fx, fy, cx, cy must be numbers and c2w 4x4 numbers ({e})") from e
+    if w <= 0 or h <= 0:
+        raise InputError(f"{what}: the image size must be positive (w {w}, h {h})")
+    problem = camera_problem(c2w, *intr)
+    if problem is not None:
+        raise InputError(f"{what} ({fp}): {problem}")
+    split = f.get("split", "train")
+    if split not in ("train", "test"):
+        raise InputError(f"{what}: split {split!r} is neither train nor test")
+    return fp, w, h, c2w, intr, split

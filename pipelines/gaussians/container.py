@@ -144,7 +144,7 @@ class Gaussians:
         """Drop Gaussians with any NaN or Inf parameter."""
         ok = torch.ones(self.num, dtype=torch.bool, device=self.device)
         for t in self.tensors().values():
-            ok &= torch.isfinite(t.reshape(self.num, -1)).all(dim=-1)
+            ok &= torch.isfinite(t.reshape(self.num, -1) if self.num else t.reshape(0, 1)).all(dim=-1)
         return self[ok]
 
     # -------------------------------------------------------------- geometry

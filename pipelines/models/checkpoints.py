@@ -6,7 +6,8 @@
 - :func:`check_keys` compares a state dict with the expected keys and shapes and raises a
   :class:`WeightsError` that names every missing, unexpected and mis-shaped key.
 - :func:`save_weights` / :func:`load_weights`: safetensors files with string metadata
-  (``model``, ``preset``, ``source``, optionally ``config``).
+  (``model``, ``preset``, ``source``, optionally ``config``); what is loaded is checked by
+  :func:`check_values` (floating-point and finite, integers only for step counters).
 - :func:`model_shapes`: a model's keys and shapes for a config, from the model built on the meta
   device; :func:`shipped_weights`: a preset's weights under ``assets/models`` if present.
 
@@ -28,13 +29,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from pipelines.errors import InputError
 from pipelines.fileio import atomic_path
 
 MAX_LISTED = 20
+INTEGER_KEYS = ("num_batches_tracked",)  # the only integer tensors of our models (batch-norm counters)
 ASSETS_MODELS = Path(__file__).resolve().parents[2] / "assets" / "models"
 
 
-class WeightsError(ValueError):
+class WeightsError(InputError):
     """A checkpoint that cannot be read or does not fit the model; the message names the keys."""
 
 
@@ -120,6 +123,29 @@ def check_keys(
         raise WeightsError("\n".join(parts))
 
 
+def check_values(state_dict: Mapping[str, Tensor], source: str) -> None:
+    """Raise :class:`WeightsError` unless every tensor is floating-point (integers only for the
+    keys ending in :data:`INTEGER_KEYS`) and every floating-point value is finite: a file of
+    another precision kind (e.g. int8-quantised) or with NaN / inf values would load and then
+    give a meaningless result."""
+    wrong = [
+        f"{k} ({str(v.dtype).replace('torch.', '')})"
+        for k, v in state_dict.items()
+        if not v.is_floating_point() and not (k.endswith(INTEGER_KEYS) and not v.is_complex())
+    ]
+    if wrong:
+        raise WeightsError(
+            f"{source}: {len(wrong)} tensors are not floating-point ({key_listing(wrong)}); quantised or "
+            "foreign files cannot be used: convert the official checkpoint with `lrm-studio weights import`"
+        )
+    bad = [k for k, v in state_dict.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise WeightsError(
+            f"{source}: {len(bad)} tensors hold NaN or infinite values ({key_listing(bad)}); the file is "
+            "damaged or comes from a diverged training run"
+        )
+
+
 def save_weights(
     path: str | os.PathLike, state_dict: Mapping[str, Tensor], metadata: Mapping[str, str]
 ) -> None:
@@ -141,12 +167,14 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, 
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
-            return {k: f.get_tensor(k) for k in f.keys()}, meta
+            state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises its own error types for bad headers
         raise WeightsError(
             f"cannot read {path} as safetensors ({e}); official .pt checkpoints must first be converted "
             f"with `lrm-studio weights import`"
         ) from e
+    check_values(state, str(path))
+    return state, meta
 
 
 def shipped_weights(model: str, preset: str) -> Path | None:

@@ -36,6 +36,7 @@ from torch import Tensor
 from pipelines.models.checkpoints import (
     WeightsError,
     check_keys,
+    check_values,
     load_weights,
     model_shapes,
     read_torch_checkpoint,
@@ -106,7 +107,9 @@ class ModelWeights:
             )
         source = str(ckpt_path)
         sd = unwrap_state_dict(read_torch_checkpoint(ckpt_path), ("model",), source)
-        return self.convert_official(sd, self.presets[preset], source)
+        out = self.convert_official(sd, self.presets[preset], source)
+        check_values(out, source)
+        return out
 
     # ------------------------------------------------------------------ load
     def resolve(self, weights: str | os.PathLike | None, preset: str | None) -> Resolved:

@@ -39,6 +39,7 @@ import contextlib
 import logging
 import math
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from typing import Any
 
 import torch
 
+from pipelines.errors import InputError
 from pipelines.evaluation import EvalResult, evaluate
 from pipelines.fileio import atomic_path
 from pipelines.gaussians import Gaussians, render
@@ -547,13 +549,26 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
+CHECKPOINT_KEYS = frozenset(
+    {"config", "extra", "history", "optimizers", "order_state", "params", "rng_cpu", "rng_cuda",
+     "scene_scale", "skipped", "skips_in_a_row", "step", "strategy_state", "timings"}
+)  # fmt: skip
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (weights_only: no code runs)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    """Read a checkpoint written by :func:`save_checkpoint` (weights_only: no code runs);
+    InputError for a file that is not one (unreadable, another format or version, keys missing)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError) as e:
+        raise InputError(f"{path} cannot be read as a checkpoint ({str(e).splitlines()[0]})") from e
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an lrm-studio 3DGS checkpoint")
+        raise InputError(f"{path} is not an lrm-studio 3DGS checkpoint")
     if state.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(
+        raise InputError(
             f"{path}: checkpoint version {state.get('version')}, this build reads {CHECKPOINT_VERSION}"
         )
+    missing = sorted(CHECKPOINT_KEYS - set(state))
+    if missing:
+        raise InputError(f"{path}: not a complete checkpoint (no {', '.join(missing)}); start a new run")
     return state

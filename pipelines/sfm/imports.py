@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from pipelines.cameras import Cameras, make_K, points_from_nerfstudio
+from pipelines.cameras import Cameras, camera_problem, make_K, points_from_nerfstudio
 from pipelines.capture.folder import Capture
 from pipelines.capture.staging import check_destination, staged_folder
 from pipelines.errors import InputError
@@ -144,11 +144,16 @@ def _resolve_image(base: Path, file_path: str) -> Path:
     raise InputError(f"image {file_path} listed in the cameras file is missing (looked for {p})")
 
 
-def _check_rigid(c2w: np.ndarray, what: str) -> None:
-    R = c2w[:3, :3]
-    err = np.abs(R.T @ R - np.eye(3)).max()
-    if err > 1e-3 or np.linalg.det(R) < 0:
-        raise InputError(f"{what}: the pose is not a rotation plus translation (|R^T R - I| = {err:.2g})")
+def _check_camera(c2w: np.ndarray, K: np.ndarray, what: str) -> None:
+    """InputError naming the frame when its pose or intrinsics are unusable (:func:`camera_problem`)."""
+    problem = camera_problem(c2w, K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+    if problem is not None:
+        raise InputError(f"{what}: {problem}; fix or drop this frame in the cameras file")
+
+
+def _K_of(camera: Any) -> np.ndarray:
+    """The pinhole part [3, 3] of a pycolmap camera."""
+    return np.asarray(camera.calibration_matrix(), dtype=np.float64)
 
 
 # ------------------------------------------------------------------------------ COLMAP
@@ -184,6 +189,8 @@ def _colmap_frames(model_dir: Path, images: Path | None) -> tuple[list[SourceFra
             continue
         c2w = np.linalg.inv(image_w2c(im)) if im.has_pose else None
         cam = rec.cameras[im.camera_id]
+        if c2w is not None:
+            _check_camera(c2w, _K_of(cam), f"{model_dir.name}: {im.name}")
         frames.append(SourceFrame(src, _capture_name(im.name), cam, c2w, {"source": im.name}))
     source = {"type": "colmap", "path": str(model_dir.resolve()), "images": str(root.resolve())}
     return frames, rec, source
@@ -233,20 +240,29 @@ def _nerfstudio_frames(path: Path) -> tuple[list[SourceFrame], tuple[np.ndarray,
     applied = d.get("applied_transform")
     applied_t = torch.tensor(applied, dtype=torch.float64) if applied is not None else None
     rows = []
-    for f in d["frames"]:
+    for i, f in enumerate(_frames_of(d, path)):
+        if not isinstance(f, dict) or not isinstance(f.get("file_path"), str):
+            raise InputError(f"{path.name}: frame {i} has no file_path")
         src = _resolve_image(base, f["file_path"])
         rows.append((src, f))
     rows.sort(key=lambda r: str(r[0]))
     frames = []
     for src, f in rows:
+        what = f"{path.name}: {f['file_path']}"
         merged = {**{k: v for k, v in d.items() if k != "frames"}, **f}
         w_img, h_img = _image_size(src)
-        w, h = int(merged.get("w", w_img)), int(merged.get("h", h_img))
-        cam = _scaled(_nerfstudio_camera(merged, w, h, f"{path.name}: {f['file_path']}"), w_img, h_img)
-        tm = torch.tensor(f["transform_matrix"], dtype=torch.float64).reshape(4, 4)
+        try:
+            w, h = int(merged.get("w", w_img)), int(merged.get("h", h_img))
+            cam = _scaled(_nerfstudio_camera(merged, w, h, what), w_img, h_img)
+            tm = torch.tensor(f["transform_matrix"], dtype=torch.float64).reshape(4, 4)
+        except KeyError as e:
+            raise InputError(f"{what}: missing key {e} (a nerfstudio frame needs transform_matrix)") from e
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise InputError(f"{what}: transform_matrix must be 4x4 numbers, intrinsics numbers ({e})") from e
+        _check_camera(tm.numpy(), _K_of(cam), what)  # before any conversion
         c2w = Cameras.from_nerfstudio(tm[None], torch.eye(3)[None], w_img, h_img, applied_t).c2w[0]
         c2w = c2w.double().numpy()
-        _check_rigid(c2w, f"{path.name}: {f['file_path']}")
+        _check_camera(c2w, _K_of(cam), what)
         rel = os.path.relpath(src, base)
         frames.append(SourceFrame(src, _capture_name(rel), cam, c2w, {"source": f["file_path"]}))
     points = None
@@ -263,11 +279,21 @@ def _nerfstudio_frames(path: Path) -> tuple[list[SourceFrame], tuple[np.ndarray,
 
 
 # ------------------------------------------------------------------------------ Long-LRM
+def _frames_of(d: Any, path: Path) -> list:
+    """The ``frames`` list of a cameras file, or InputError."""
+    frames = d.get("frames") if isinstance(d, dict) else None
+    if not isinstance(frames, list):
+        raise InputError(f"{path}: no \"frames\" list")
+    return frames
+
+
 def _long_lrm_frames(path: Path) -> tuple[list[SourceFrame], dict]:
     d = read_json(path)
     base = path.parent
     frames = []
-    for f in d["frames"]:
+    for i, f in enumerate(_frames_of(d, path)):
+        if not isinstance(f, dict) or not isinstance(f.get("file_path"), str):
+            raise InputError(f"{path.name}: frame {i} has no file_path")
         what = f"{path.name}: {f.get('file_path')}"
         try:
             w2c = torch.tensor(f["w2c"], dtype=torch.float64).reshape(4, 4)
@@ -275,11 +301,16 @@ def _long_lrm_frames(path: Path) -> tuple[list[SourceFrame], dict]:
             w, h = int(f["w"]), int(f["h"])
         except KeyError as e:
             raise InputError(f"{what}: missing key {e} (need w2c, fx, fy, cx, cy, w, h)") from e
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise InputError(f"{what}: w2c must be 4x4 numbers and fx, fy, cx, cy, w, h numbers ({e})") from e
+        _check_camera(w2c.numpy(), K.numpy(), what)  # before inverting it
+        if w <= 0 or h <= 0:
+            raise InputError(f"{what}: the image size must be positive (w {w}, h {h})")
         src = _resolve_image(base, f["file_path"])
         w_img, h_img = _image_size(src)
         cams = Cameras.from_w2c(w2c[None], K[None], w, h).resize(w_img, h_img)
         c2w = cams.c2w[0].numpy()
-        _check_rigid(c2w, what)
+        _check_camera(c2w, cams.K[0].numpy(), what)
         Kr = cams.K[0].numpy()
         cam = colmap_camera("PINHOLE", w_img, h_img, [Kr[0, 0], Kr[1, 1], Kr[0, 2], Kr[1, 2]])
         frames.append(SourceFrame(src, _capture_name(f["file_path"]), cam, c2w, {"source": f["file_path"]}))

@@ -30,6 +30,7 @@ import torch
 import tyro
 
 from pipelines.capture.folder import Capture
+from pipelines.errors import InputError
 from pipelines.gaussians import Gaussians
 from pipelines.metrics import load_lpips, lpips_missing_reason
 from pipelines.optimize import (
@@ -137,7 +138,7 @@ def initial_gaussians(capture: Capture, init: str, cfg: OptimizeConfig) -> tuple
         )
         return g, init
     run_dir = resolve_run(capture, init)
-    g = Run.load(run_dir).gaussians().finite().with_sh_degree(cfg.sh_degree)
+    g = Run.load(run_dir).gaussians().with_sh_degree(cfg.sh_degree)
     if cap is not None:
         g = g.top_k(cap)
     return g, f"run:{run_dir.name}"
@@ -207,7 +208,13 @@ def optimize(
         lpips = load_lpips(lpips_dir, dev)
         load_s = time.perf_counter() - t_start
         if state is not None:
-            trainer = Trainer.from_state_dict(state, data, device=dev, lpips=lpips)
+            try:
+                trainer = Trainer.from_state_dict(state, data, device=dev, lpips=lpips)
+            except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
+                raise InputError(
+                    f"{run_dir / CHECKPOINT} does not fit this capture or this build ({type(e).__name__}: "
+                    f"{e}); start a new optimization"
+                ) from e
             extra.setdefault("resumed_at", []).append(trainer.step)
         else:
             trainer = Trainer(data, g0, cfg, device=dev, lpips=lpips)

@@ -26,10 +26,12 @@ import torch
 import tyro
 
 from pipelines.capture.folder import Capture
+from pipelines.errors import InputError
+from pipelines.gaussians import Gaussians
 from pipelines.models.base import Reconstruction, Views, load_model
 from pipelines.models.runtime import resolve_device
 from pipelines.progress import Cancelled, CancelToken, Progress, no_progress, sub_progress
-from studio.workspace import new_run_dir, write_run
+from studio.workspace import write_new_run
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +128,14 @@ def reconstruct(
     else:
         result = rec(inputs, progress=sub_progress(progress, 0.05, 0.95), cancel=cancel)
     stream_rows = result.info.pop("stream", None)
-    g = result.gaussians
+    g = checked_output(result.gaussians.detach().to("cpu"), o.model)
     if o.min_opacity > 0:
         g = g.prune_opacity(o.min_opacity)
+        if g.num == 0:
+            raise InputError(
+                f"{o.model}: every Gaussian is below --min-opacity {o.min_opacity:g}; lower it (0 keeps all)"
+            )
     progress(0.97, "writing the run")
-    run_dir = new_run_dir(capture.root, o.model)
     info = {
         "method": o.model,
         "params": {
@@ -150,9 +155,26 @@ def reconstruct(
     }
     if stream_rows is not None:
         info["stream"] = stream_rows  # per chunk: views, tokens, absorb_s, decode_s, preview Gaussians
-    write_run(run_dir, g.detach().to("cpu"), info)
+    if g.num < result.gaussians.num and o.min_opacity == 0:
+        info["nonfinite_dropped"] = result.gaussians.num - g.num
+    run_dir = write_new_run(capture.root, o.model, g, info)
     progress(1.0, f"{g.num:,} Gaussians -> {run_dir}")
     return run_dir
+
+
+def checked_output(g: Gaussians, model: str) -> Gaussians:
+    """A model's Gaussians without those holding NaN or infinite values (logged); InputError
+    when none is left, which means the weights are broken or do not suit the model."""
+    finite = g.finite()
+    if finite.num == 0:
+        raise InputError(
+            f"{model} produced no usable Gaussians ({g.num:,} with NaN or infinite values): its weights are "
+            "damaged or were not made for this model; re-import or re-download them"
+        )
+    if finite.num < g.num:
+        dropped = g.num - finite.num
+        log.warning("%s: %d of %d Gaussians had NaN or infinite values; left out", model, dropped, g.num)
+    return finite
 
 
 def main(

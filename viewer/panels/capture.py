@@ -10,7 +10,7 @@ from pathlib import Path
 import viser
 
 from studio.app import Studio
-from studio.uploads import ACCEPT, DiskUpload, UploadError, place_upload
+from studio.uploads import DiskUpload, UploadError, place_upload
 from viewer.markup import md
 from viewer.notify import notify
 from viewer.uploads import streaming_uploads
@@ -34,6 +34,7 @@ class CapturePanel:
     name: viser.GuiTextHandle  # name of the new capture folder
     frames: viser.GuiSliderHandle  # how many frames to take from the source
     ingest: viser.GuiButtonHandle  # queues ingest + SfM (disabled without pipelines.sfm)
+    clear_uploads: viser.GuiButtonHandle  # deletes uploads/ (after a confirmation)
 
     def refresh(self, studio: Studio) -> None:
         names = tuple(studio.captures()) or (NO_CAPTURES,)
@@ -96,9 +97,9 @@ def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel
             "Upload video / photos",
             uploads_dir=lambda: studio.uploads_dir,
             limit_bytes=config.upload_limit_bytes,
+            quota_bytes=config.uploads_quota_bytes,
             on_uploaded=on_uploaded,
             on_failed=on_failed,
-            accept=ACCEPT,
             hint=f"A video, a photo or a .zip of photos; at most {config.upload_limit_mb} MiB",
         )
         from studio.demo import DEMO_NAME, demo_video
@@ -124,7 +125,39 @@ def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel
             disabled=not studio.capabilities.sfm,
             hint=ingest_hint(studio),
         )
-    panel = CapturePanel(capture, info, rescan, upload, source, source_info, name, frames, ingest)
+        clear_uploads = server.gui.add_button(
+            "Clear uploads...", icon=viser.Icon.TRASH, hint="Delete the files uploaded from the browser"
+        )
+    panel = CapturePanel(
+        capture, info, rescan, upload, source, source_info, name, frames, ingest, clear_uploads
+    )
+
+    @clear_uploads.on_click
+    def _(event: viser.GuiEvent) -> None:
+        client = event.client
+        if client is None:
+            return
+        with client.gui.add_modal("Delete the uploaded files?") as modal:
+            client.gui.add_markdown(
+                "Videos, photos and zips uploaded from the browser are removed from the workspace's "
+                "uploads folder (captures made from them stay). Sources of queued Ingest + SfM jobs are kept."
+            )
+            confirm = client.gui.add_button("Delete uploads", color="red", icon=viser.Icon.TRASH)
+            keep = client.gui.add_button("Keep them")
+
+            @confirm.on_click
+            def _(_: viser.GuiEvent) -> None:
+                modal.close()
+                try:
+                    freed = studio.clear_uploads()
+                except OSError as e:
+                    notify(server, "Could not clear the uploads", str(e), kind="error", client=client)
+                    return
+                notify(
+                    server, "Uploads cleared", f"{freed / 2**20:.1f} MiB freed", kind="success", client=client
+                )
+
+            keep.on_click(lambda _: modal.close())
 
     @capture.on_update
     def _(event: viser.GuiEvent) -> None:

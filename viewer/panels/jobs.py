@@ -10,7 +10,7 @@ import viser
 from studio.app import Studio
 from studio.jobs import JobState
 from viewer.markup import md
-from viewer.notify import notify
+from viewer.notify import notify, relative_paths
 
 NO_JOBS = "(no active jobs)"
 
@@ -22,6 +22,7 @@ class JobsPanel:
     queue: viser.GuiMarkdownHandle  # pending jobs and the last finished ones
     job: viser.GuiDropdownHandle  # active job to cancel ("#<id> <title>")
     cancel: viser.GuiButtonHandle
+    cancel_pending: viser.GuiButtonHandle  # every job that has not started
 
     def refresh(self, studio: Studio) -> None:
         """Write the queue's current state into the handles."""
@@ -41,7 +42,7 @@ class JobsPanel:
             self.progress.value = round(100.0 * running.fraction, 1)
         recent = [s for s in studio.jobs.jobs() if s.finished][-5:]
         lines = [f"- {md(s.title)}: pending" for s in active if s.status == "pending"]
-        lines += [f"- {md(s.title)}: {_outcome(s)}" for s in reversed(recent)]
+        lines += [f"- {md(s.title)}: {_outcome(s, studio.workspace)}" for s in reversed(recent)]
         self.queue.content = "\n".join(lines) if lines else "No jobs yet."
         options = tuple(job_label(s) for s in active) or (NO_JOBS,)
         if tuple(self.job.options) != options:
@@ -49,6 +50,7 @@ class JobsPanel:
         if self.job.value not in options:
             self.job.value = options[0]
         self.cancel.disabled = not active
+        self.cancel_pending.disabled = not any(s.status == "pending" for s in active)
 
 
 def job_label(state: JobState) -> str:
@@ -63,10 +65,10 @@ def job_id_of(label: str) -> int | None:
     return int(head) if head.isdigit() else None
 
 
-def _outcome(s: JobState) -> str:
+def _outcome(s: JobState, workspace) -> str:
     took = f" in {s.elapsed_s:.1f} s" if s.elapsed_s is not None else ""
     if s.status == "failed":
-        return f"**failed**{took}: {md(s.error)}"
+        return f"**failed**{took}: {md(relative_paths(s.error or 'unknown error', workspace))}"
     return f"{s.status}{took}"
 
 
@@ -78,7 +80,15 @@ def add_jobs_panel(server: viser.ViserServer, studio: Studio) -> JobsPanel:
         queue=server.gui.add_markdown(""),
         job=server.gui.add_dropdown("Job", options=(NO_JOBS,)),
         cancel=server.gui.add_button("Cancel job", icon=viser.Icon.PLAYER_STOP, color="red", disabled=True),
+        cancel_pending=server.gui.add_button("Cancel all pending", icon=viser.Icon.X, disabled=True),
     )
+
+    @panel.cancel_pending.on_click
+    def _(event: viser.GuiEvent) -> None:
+        n = studio.jobs.cancel_pending()
+        notify(
+            server, "Cancelled", f"{n} pending job{'s' if n != 1 else ''}", kind="info", client=event.client
+        )
 
     @panel.cancel.on_click
     def _(event: viser.GuiEvent) -> None:

@@ -18,7 +18,7 @@ import viser.uplot
 
 from studio.app import SLOTS, Studio, TrainingStatus
 from viewer.markup import md
-from viewer.notify import notify
+from viewer.notify import notify, relative_paths
 
 SFM = "SfM points"
 CONTINUE = "continue: "  # prefix of an unfinished run in the Start-from options
@@ -112,7 +112,7 @@ def status_markdown(t: TrainingStatus | None, studio: Studio) -> str:
     if t.note:
         lines.append(f"*{md(t.note)}*")
     if t.state == "failed" and t.error:
-        lines.append(f"Why: {md(t.error)}")
+        lines.append(f"Why: {md(relative_paths(t.error, studio.workspace))}")
     if t.state == "cancelled" and t.run_id:
         lines.append(f"Checkpoint kept: choose *{md(CONTINUE + t.run_id)}* to continue.")
     if t.state == "done" and t.run_id:

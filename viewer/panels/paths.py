@@ -23,22 +23,26 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import viser
 
 from studio.app import Studio
-from studio.paths import VIDEO_CONTENTS
+from studio.paths import MAX_VIDEO_HEIGHT, MIN_VIDEO_HEIGHT, VIDEO_CONTENTS, VIDEO_DEVICES
+from studio.uploads import JSON_SUFFIXES, DiskUpload
 from viewer.markup import md
 from viewer.notify import notify
 from viewer.path_scene import PathScene, c2w_of, follow
 from viewer.scene import SceneView
+from viewer.uploads import streaming_uploads
 
 log = logging.getLogger(__name__)
 
 NO_KEYFRAMES = "(no keyframes)"
 NO_SAVED = "(none saved)"
-DEVICES = ("auto", "cpu", "cuda")
+PATH_UPLOADS = "paths"  # uploaded camera_path.json files wait here (uploads/paths/) until imported
+PATH_UPLOAD_LIMIT = 8 << 20  # bytes of an uploaded camera_path.json
 
 
 def keyframe_label(index: int, time_s: float) -> str:
@@ -313,14 +317,25 @@ def add_paths_panel(server: viser.ViserServer, studio: Studio, scene: SceneView)
         save = gui.add_button("Save", icon=viser.Icon.DEVICE_FLOPPY)
         saved = gui.add_dropdown("Saved paths", options=(NO_SAVED,))
         load = gui.add_button("Load", icon=viser.Icon.FOLDER_OPEN)
-        upload = gui.add_upload_button(
-            "Import camera_path.json", icon=viser.Icon.UPLOAD, mime_type=".json,application/json"
+        upload = streaming_uploads(server).add_button(
+            "Import camera_path.json",
+            uploads_dir=lambda: studio.uploads_dir / PATH_UPLOADS,
+            limit_bytes=PATH_UPLOAD_LIMIT,
+            quota_bytes=studio.config.uploads_quota_bytes,
+            suffixes=JSON_SUFFIXES,
+            on_uploaded=lambda client, file, up: on_upload(client, file, up),
+            on_failed=lambda client, reason: notify(
+                server, "Importing the path failed", reason, kind="error", client=client
+            ),
+            hint=f"nerfstudio's camera_path.json, at most {PATH_UPLOAD_LIMIT >> 20} MiB",
         )
         download = gui.add_button("Download camera_path.json", icon=viser.Icon.DOWNLOAD)
     with gui.add_folder("Video"):
         content = gui.add_dropdown("Content", options=VIDEO_CONTENTS, initial_value=VIDEO_CONTENTS[0])
-        height = gui.add_number("Height (px)", initial_value=480, min=32, max=2160, step=2)
-        device = gui.add_dropdown("Device", options=DEVICES, initial_value="auto")
+        height = gui.add_number(
+            "Height (px)", initial_value=480, min=MIN_VIDEO_HEIGHT, max=MAX_VIDEO_HEIGHT, step=2
+        )
+        device = gui.add_dropdown("Device", options=VIDEO_DEVICES, initial_value="auto")
         render = gui.add_button("Render video", icon=viser.Icon.MOVIE)
         cancel = gui.add_button("Cancel video", icon=viser.Icon.PLAYER_STOP, color="red", disabled=True)
         download_video = gui.add_button("Download video", icon=viser.Icon.DOWNLOAD, disabled=True)
@@ -477,11 +492,17 @@ def add_paths_panel(server: viser.ViserServer, studio: Studio, scene: SceneView)
         studio.paths.load(saved.value)
         panel.selected = 0
 
-    def on_upload(event: viser.GuiEvent) -> None:
-        up = upload.value
-        file = studio.paths.import_json(up.name, up.content)
+    def on_upload(client: viser.ClientHandle | None, file: Path, up: DiskUpload) -> None:
+        try:
+            saved = studio.paths.import_json(up.name, file.read_bytes())
+        except (ValueError, OSError) as e:
+            notify(server, "Importing the path failed", str(e), kind="error", client=client)
+            return
+        finally:
+            file.unlink(missing_ok=True)
         panel.selected = 0
-        notify(server, "Path imported", str(file), kind="success", client=event.client)
+        shown = studio.server_paths.shown(saved)
+        notify(server, "Path imported", shown, kind="success", client=client)
 
     def on_download(event: viser.GuiEvent) -> None:
         if event.client is not None:
@@ -542,7 +563,6 @@ def add_paths_panel(server: viser.ViserServer, studio: Studio, scene: SceneView)
         (time_slider, "Playback", on_time),
     ]:
         handle.on_update(guarded(what, fn))  # type: ignore[attr-defined]
-    upload.on_upload(guarded("Importing the path", on_upload))
 
     def on_job(state) -> None:
         if panel.video_job is not None and state.id == panel.video_job and state.finished:

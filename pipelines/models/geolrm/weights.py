@@ -36,6 +36,7 @@ from torch import Tensor
 from pipelines.models.checkpoints import (
     WeightsError,
     check_keys,
+    check_values,
     key_listing,
     model_shapes,
     read_torch_checkpoint,
@@ -119,4 +120,5 @@ def import_official(ckpt_path: str | os.PathLike, preset: str = "official") -> d
     source = str(ckpt_path)
     sd = convert_official(unwrap_state_dict(read_torch_checkpoint(ckpt_path), ("state_dict",), source))
     check_state(sd, preset, source)
+    check_values(sd, source)
     return {k: v.contiguous() for k, v in sd.items()}
