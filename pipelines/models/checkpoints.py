@@ -109,18 +109,16 @@ def check_keys(
         if k in expected and tuple(got[k].shape) != tuple(expected[k])
     ]
     if missing or unexpected or misshaped:
-        parts = [f"{source} does not fit the model:"]
+        parts = []
         if missing and len(missing) == len(expected):
-            parts.append(
-                f"  missing all {len(missing)} keys of the model (none of the file's keys belongs to it)"
-            )
+            parts.append(f"missing all {len(missing)} keys of the model (none of the file's keys is its)")
         elif missing:
-            parts.append(f"  missing {len(missing)} keys: {key_listing(missing)}")
+            parts.append(f"missing {len(missing)} keys: {key_listing(missing)}")
         if unexpected:
-            parts.append(f"  unexpected {len(unexpected)} keys: {key_listing(unexpected)}")
+            parts.append(f"unexpected {len(unexpected)} keys: {key_listing(unexpected)}")
         if misshaped:
-            parts.append(f"  mis-shaped {len(misshaped)} keys: {key_listing(misshaped)}")
-        raise WeightsError("\n".join(parts))
+            parts.append(f"mis-shaped {len(misshaped)} keys: {key_listing(misshaped)}")
+        raise WeightsError(f"{source} does not fit the model: " + "; ".join(parts))
 
 
 def check_values(state_dict: Mapping[str, Tensor], source: str) -> None:
