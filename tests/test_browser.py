@@ -61,6 +61,21 @@ def open_page(browser, running):
     return page, running.server.get_clients()[new.pop()]
 
 
+def plotted(page, title: str) -> dict | None:
+    """What the uPlot chart titled ``title`` plots in the page: x, y and the x scale's range
+    (viser's ``window.__viserTestpoints.uplots``), None before the chart exists."""
+    return page.evaluate(
+        """title => {
+            const charts = Object.values((window.__viserTestpoints || {}).uplots || {}).map(v => v.chart);
+            const u = charts.find(c => (c.root.querySelector('.u-title') || {}).textContent === title);
+            if (!u) return null;
+            const [x, y] = u.data.map(a => Array.from(a));
+            return {x, y, xmin: u.scales.x.min, xmax: u.scales.x.max};
+        }""",
+        title,
+    )
+
+
 def artifact(name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / name
@@ -204,7 +219,19 @@ def test_optimize_panel_trains_live_in_the_page(browser, running):
     page.get_by_text("Step ").first.wait_for(timeout=scaled(TIMEOUT_S) * 1000)
     eventually(lambda: studio.training.state == "done", "training never finished", timeout=120)
     page.get_by_text("Done").first.wait_for(timeout=scaled(TIMEOUT_S) * 1000)
-    assert page.locator(".uplot").count() >= 2  # the loss and PSNR charts are drawn
+    # the charts plot the curves: uPlot's own data and scales, read through viser's testpoint
+    curves = {"Training loss": studio.training.loss_curve, "Test PSNR (dB)": studio.training.psnr_curve}
+    for title, points in curves.items():
+        assert len(points) >= 2, (title, points)
+
+        def drawn(title=title, points=points):
+            chart = plotted(page, title)
+            return chart if chart is not None and len(chart["x"]) == len(points) else None
+
+        chart = eventually(drawn, f"the {title} chart never plotted the {len(points)} points")
+        np.testing.assert_allclose(chart["x"], [p[0] for p in points])
+        np.testing.assert_allclose(chart["y"], [p[1] for p in points], rtol=1e-6)
+        assert np.isfinite([chart["xmin"], chart["xmax"]]).all() and chart["xmax"] > chart["xmin"], chart
     assert studio.shown["A"].run_id == studio.training.run_id
     page.screenshot(path=artifact("07_optimize_panel.png"))
     page.close()

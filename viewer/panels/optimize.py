@@ -67,9 +67,11 @@ class OptimizePanel:
 
 
 def curve(points) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) float64 arrays for a uPlot chart."""
+    """(steps, values) float64 arrays for a uPlot chart. Never empty: a uPlot chart that once
+    holds no points keeps a NaN x scale and draws nothing ever after (seen with viser 1.1.1's
+    client: the charts stayed blank while training), so no points is one invisible point."""
     if not points:
-        return np.zeros(0), np.zeros(0)
+        return np.zeros(1), np.full(1, np.nan)
     a = np.asarray(points, dtype=np.float64)
     return a[:, 0].copy(), a[:, 1].copy()
 
@@ -122,7 +124,7 @@ def status_markdown(t: TrainingStatus | None, studio: Studio) -> str:
 
 def _chart(server: viser.ViserServer, title: str, label: str, color: str) -> viser.GuiUplotHandle:
     return server.gui.add_uplot(
-        data=(np.zeros(0), np.zeros(0)),
+        data=curve(()),
         series=(viser.uplot.Series(label="step"), viser.uplot.Series(label=label, stroke=color, width=2)),
         title=title,
         scales={"x": viser.uplot.Scale(time=False, auto=True), "y": viser.uplot.Scale(auto=True)},
