@@ -30,7 +30,7 @@ import numpy as np
 
 from pipelines.capture.folder import Capture
 from pipelines.capture.images import read_image, resize, to_tensor, to_uint8
-from pipelines.gaussians import Gaussians
+from pipelines.gaussians import BLACK, Background, Gaussians
 from pipelines.progress import CancelToken, Progress
 from studio import workspace as ws
 from studio.checks import check_range
@@ -121,12 +121,14 @@ class RunSummary:
 
 @dataclass(frozen=True)
 class Shown:
-    """A result shown in a scene slot. run_id is None for live results (e.g. while training)."""
+    """A result shown in a scene slot. run_id is None for live results (e.g. while training).
+    background: RGB in [0, 1] it is rendered on everywhere (its run's, :attr:`ws.Run.background`)."""
 
     slot: str
     gaussians: Gaussians
     run_id: str | None
     label: str
+    background: Background = BLACK
 
 
 @dataclass(frozen=True)
@@ -363,7 +365,7 @@ class Studio:
         order ``chunk_views`` at a time and the Gaussians decoded after each chunk replace the
         slot's content, so the reconstruction is seen growing chunk by chunk. Raises ValueError
         at once when nothing is open, the model is unknown or cannot stream."""
-        from pipelines.models.base import supports_streaming
+        from pipelines.models.base import model_background, supports_streaming
         from studio.commands.reconstruct import ReconstructOptions, reconstruct
 
         capture = self._require_capture()
@@ -384,7 +386,8 @@ class Studio:
         def on_chunk(step) -> None:  # on the job's thread, after every absorbed chunk
             if step.gaussians is not None and still_open():
                 label = f"{model} live: {step.views} views (chunk {step.index + 1})"
-                self.show(slot, step.gaussians.detach().to("cpu"), label=label)
+                g = step.gaussians.detach().to("cpu")
+                self.show(slot, g, label=label, background=model_background(model))
 
         def run(progress: Progress, cancel: CancelToken) -> Path:
             options = ReconstructOptions(
@@ -475,18 +478,28 @@ class Studio:
         with self._lock:
             return dict(self._shown)
 
-    def show(self, slot: str, gaussians: Gaussians, *, run_id: str | None = None, label: str = "") -> None:
-        """Put Gaussians (full set, in the capture's world frame) in a scene slot."""
+    def show(
+        self,
+        slot: str,
+        gaussians: Gaussians,
+        *,
+        run_id: str | None = None,
+        label: str = "",
+        background: Background = BLACK,
+    ) -> None:
+        """Put Gaussians (full set, in the capture's world frame) in a scene slot, to be
+        rendered on ``background``."""
         if slot not in SLOTS:
             raise ValueError(f"unknown slot {slot!r}; slots: {', '.join(SLOTS)}")
         with self._lock:
-            self._shown[slot] = Shown(slot, gaussians, run_id, label or (run_id or slot))
+            self._shown[slot] = Shown(slot, gaussians, run_id, label or (run_id or slot), background)
         self._emit(SCENE)
 
     def show_run(self, run_id: str, slot: str = "A") -> Shown:
-        """Load a run's Gaussians (CPU) into a slot."""
+        """Load a run's Gaussians (CPU) into a slot, on the run's background."""
         run = self.run(run_id)
-        self.show(slot, run.gaussians(), run_id=run_id, label=f"{run.info.get('method', '?')} {run_id}")
+        label = f"{run.info.get('method', '?')} {run_id}"
+        self.show(slot, run.gaussians(), run_id=run_id, label=label, background=run.background)
         return self._shown[slot]
 
     def hide(self, slot: str) -> None:
@@ -649,12 +662,14 @@ class Studio:
         label = f"continue {resume}" if resume is not None else ("SfM points" if init == "sfm" else init)
         status = TrainingStatus(job_id=0, state="queued", init=label, slot=slot)
         last_shown = [0.0]
+        background = [BLACK]  # the run's, known once it starts
 
         def still_open() -> bool:  # live splats belong to this capture's world frame only
             current = self.capture
             return current is not None and current.root == capture.root
 
         def on_start(run_dir: Path, cfg) -> None:
+            background[0] = tuple(cfg.background)
             t = self.training
             now = "stopping" if status.stop.is_set() else ("paused" if status.pause.is_set() else "running")
             self._set_training(
@@ -681,7 +696,8 @@ class Studio:
             due = now - last_shown[0] >= self.live_interval_s or u.step >= u.steps
             if u.gaussians is not None and due and still_open():
                 last_shown[0] = now
-                self.show(slot, u.gaussians, label=f"3dgs (training, step {u.step:,})")
+                label = f"3dgs (training, step {u.step:,})"
+                self.show(slot, u.gaussians, label=label, background=background[0])
 
         def job(progress: Progress, cancel: CancelToken) -> Path:
             return optimize(

@@ -30,8 +30,7 @@ import torch
 from pipelines.cameras import Cameras, make_K
 from pipelines.capture.folder import Capture
 from pipelines.fileio import read_json, write_json
-from pipelines.gaussians import Gaussians, render
-from pipelines.optimize.data import training_size
+from pipelines.gaussians import BLACK, Background, Gaussians, render
 from pipelines.paths.video import compose, resolve_device, to_uint8
 from pipelines.progress import CancelToken, Progress, check, no_progress, sub_progress
 from studio.workspace import Run
@@ -97,23 +96,25 @@ def split_view(
     camera: Cameras,
     *,
     split: float = 0.5,
+    backgrounds: tuple[Background, Background] = (BLACK, BLACK),
     device: str = "auto",
 ) -> np.ndarray:
     """A left of the divider, B right of it: uint8 [H, W, 3] rendered from ``camera`` [1]
-    (``pipelines.gaussians.render``, all SH bands, black background; a missing result is black).
-    ``split`` in [0, 1] is the divider's column as a fraction of the width; a one-pixel white
-    line marks it. Columns left of round(split W) come from A, the others from B."""
+    (``pipelines.gaussians.render``, all SH bands, each on its own run's background: RGB in
+    [0, 1]; a missing result is black). ``split`` in [0, 1] is the divider's column as a
+    fraction of the width; a one-pixel white line marks it. Columns left of round(split W) come
+    from A, the others from B."""
     assert len(camera) == 1, f"one camera expected, got {len(camera)}"
     dev = resolve_device(device)
     cam = camera.to(dev)
     W, H = camera.width, camera.height
     col = min(max(round(float(split) * W), 0), W)
     out = np.zeros((H, W, 3), dtype=np.uint8)
-    for g, cols in ((a, slice(0, col)), (b, slice(col, W))):
+    for g, cols, bg in ((a, slice(0, col), backgrounds[0]), (b, slice(col, W), backgrounds[1])):
         if g is None or cols.start == cols.stop or len(g.means) == 0:
             continue
-        rgb = render(g.to(dev), cam).rgb[0]  # [H, W, 3]
-        out[:, cols] = to_uint8(rgb)[:, cols]
+        rgb = render(g.to(dev), cam, background=torch.tensor(bg, dtype=torch.float32, device=dev)).rgb[0]
+        out[:, cols] = to_uint8(rgb)[:, cols]  # [H, W, 3]
     if 0 < col < W:
         out[:, col - 1 : col] = DIVIDER_RGB
     return out
@@ -183,13 +184,8 @@ def run_metrics(
     cache = run.path / "compare" / f"metrics-{w}x{h}.json"
     if cache.is_file():
         return read_json(cache)
-    downscale = capture.cameras.width / w
-    if training_size(capture.cameras.width, capture.cameras.height, downscale) != (w, h):
-        raise ValueError(
-            f"{w}x{h} is not a downscale of the capture's {capture.cameras.width}x{capture.cameras.height}"
-        )
     metrics = evaluate_run(
-        run.path, downscale=downscale, device=device, write=False, progress=progress, cancel=cancel
+        run.path, size=(w, h), device=device, write=False, progress=progress, cancel=cancel
     )
     write_json(cache, metrics)
     return metrics
@@ -257,7 +253,8 @@ def heldout_compare(
     for run in runs:
         check(cancel)
         g = run.gaussians().to(dev)
-        renders.append([to_uint8(render(g, cams[i].to(dev)).rgb[0]) for i in range(len(test))])
+        bg = torch.tensor(run.background, dtype=torch.float32, device=dev)
+        renders.append([to_uint8(render(g, cams[i].to(dev), background=bg).rgb[0]) for i in range(len(test))])
     blank = np.zeros((th, tw, 3), dtype=np.uint8)
     rows = []
     for i in range(len(test)):

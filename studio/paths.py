@@ -294,7 +294,7 @@ class PathEditor:
         missing = [s for s in slots if s not in shown]
         if missing:
             raise ValueError(f"nothing shown as {' and '.join(missing)}; show a run there in the Runs panel")
-        panels = [Panel(shown[s].gaussians, shown[s].label) for s in slots]
+        panels = [Panel(shown[s].gaussians, shown[s].label, shown[s].background) for s in slots]
         capture = self._studio.require_capture()
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         tag = "A-vs-B" if content == "A|B" else content

@@ -30,7 +30,7 @@ from pathlib import Path
 from pipelines.capture.staging import staged_folder
 from pipelines.errors import InputError
 from pipelines.fileio import read_json, write_json
-from pipelines.gaussians import Gaussians, read_ply, write_ply
+from pipelines.gaussians import BLACK, Background, Gaussians, read_ply, write_ply
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,19 @@ class Run:
     @property
     def capture_root(self) -> Path:
         return self.path.parent.parent
+
+    @property
+    def background(self) -> Background:
+        """RGB in [0, 1] behind the run's Gaussians, for every render of it: run.json's
+        ``params.background``; for runs written before it was recorded, the model's own for a
+        feed-forward method (:func:`pipelines.models.base.model_background`), else black."""
+        from pipelines.models.base import MODELS, model_background
+
+        bg = (self.info.get("params") or {}).get("background") if isinstance(self.info, dict) else None
+        if isinstance(bg, (list, tuple)) and len(bg) == 3 and all(isinstance(c, (int, float)) for c in bg):
+            return tuple(min(max(float(c), 0.0), 1.0) for c in bg)
+        method = self.info.get("method") if isinstance(self.info, dict) else None
+        return model_background(method) if method in MODELS else BLACK
 
     def gaussians(self) -> Gaussians:
         """The run's Gaussians (CPU), those with NaN or infinite parameters dropped (logged: they

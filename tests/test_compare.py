@@ -132,6 +132,32 @@ def test_ab_toggle_and_side_by_side_drive_the_scene_nodes(viewer_on_runs):
     np.testing.assert_allclose(splats["B"].position, 0.0)
 
 
+def test_the_view_shows_the_visible_runs_background(viewer_on_runs):
+    studio, viewer, _, _ = viewer_on_runs
+    assert viewer.scene.background == (1.0, 1.0, 1.0)  # A: long-lrm, trained on white
+    studio.toggle_ab()
+    studio.toggle_ab()  # only B
+    assert studio.compare_state.showing == "B" and viewer.scene.background == (0.0, 0.0, 0.0)
+    studio.hide("A")
+    studio.hide("B")
+    assert viewer.scene.background is None  # nothing shown: viser's own
+
+
+def test_runs_of_different_sizes_are_compared_at_one_size(tmp_path, gen):
+    """The probe: a 530x946 capture, a 3DGS run trained at 72x128 (longest side 128) failed with
+    '72x128 is not a downscale of the capture's 530x946'. Now both are scored at 72x128."""
+    from pipelines.optimize.data import training_size
+
+    cap = make_capture(tmp_path / "cap", 9, gen, width=530, height=946, points=0)
+    size = training_size(530, 946, max_side=128)
+    assert size == (72, 128)
+    ff = make_run(cap.root, gen, n=100, method="geolrm")
+    opt = make_run(cap.root, gen, n=100, method="3dgs", info={"params": {"resolution": list(size)}})
+    h = heldout_compare(cap.root, ff, opt)
+    assert h.resolution == size and len(h.a.psnr) == len(h.b.psnr) == len(cap.indices("test"))
+    assert all(math.isfinite(x) for x in (*h.a.psnr, *h.b.psnr))
+
+
 def test_split_renderer_renders_in_the_background(viewer_on_runs):
     from viewer.panels.compare import ViewRequest
 
@@ -150,7 +176,12 @@ def test_split_renderer_renders_in_the_background(viewer_on_runs):
     assert r.renders >= 1 and r.last_error is None
     shown = studio.shown
     cam = view_camera(wxyz, cams.c2w[0, :3, 3].numpy(), float(cams.fov_y_rad()[0]), 40, 30)
-    want = split_view(shown["A"].gaussians, shown["B"].gaussians, cam, split=0.25, device="cpu")
+    # each side on its run's background: A a feed-forward run (the model's white), B a 3DGS run (black)
+    assert shown["A"].background == (1.0, 1.0, 1.0) and shown["B"].background == (0.0, 0.0, 0.0)
+    backgrounds = (shown["A"].background, shown["B"].background)
+    want = split_view(
+        shown["A"].gaussians, shown["B"].gaussians, cam, split=0.25, backgrounds=backgrounds, device="cpu"
+    )
     np.testing.assert_array_equal(r.render(r._latest, 0.25), want)
     assert viewer.compare.split_image.visible
 
@@ -165,10 +196,11 @@ def test_heldout_compare_scores_match_independent_psnr_and_are_cached(viewer_on_
     test = cap.indices("test")
     assert h.file_paths == tuple(cap.file_paths[i] for i in test) and h.resolution == (48, 32)
     gt = cap.load_images(test).double()  # [T, 3, H, W]
-    for scores, run_dir in ((h.a, ra), (h.b, rb)):
+    # each run scored on its own background: A long-lrm (white, the model's), B 3dgs (black)
+    for scores, run_dir, bg in ((h.a, ra, torch.ones(3)), (h.b, rb, torch.zeros(3))):
         g = Run.load(run_dir).gaussians()
         for k, i in enumerate(test):
-            pred = render(g, cap.cameras[i]).rgb[0].clamp(0, 1).permute(2, 0, 1).double()
+            pred = render(g, cap.cameras[i], background=bg).rgb[0].clamp(0, 1).permute(2, 0, 1).double()
             mse = float(((pred - gt[k]) ** 2).mean())
             assert scores.psnr[k] == pytest.approx(-10 * math.log10(mse), abs=1e-3)
         assert scores.num_gaussians == Run.load(run_dir).info["num_gaussians"]

@@ -53,13 +53,17 @@ class Viewer:
     compare: ComparePanel
 
     def apply_compare_layout(self) -> None:
-        """Slot visibility (A/B toggle) and B's offset (side by side) from the compare state."""
+        """Slot visibility (A/B toggle), B's offset (side by side) and the view's background (the
+        first visible result's) from the compare state."""
         state = self.studio.compare_state
         visible = {"A": state.showing in ("both", "A"), "B": state.showing in ("both", "B")}
         offsets = {}
         if state.side_by_side and self.studio.capture is not None:
             offsets["B"] = self.studio.side_offset()
         self.scene.set_layout(visible, offsets)
+        shown = self.studio.shown
+        first = next((shown[s] for s in ("A", "B") if s in shown and visible[s]), None)
+        self.scene.set_background(first.background if first is not None else None)
 
     def on_change(self, topic: str) -> None:
         """Bring handles and scene nodes up to date after a studio change (any thread)."""

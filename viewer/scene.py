@@ -17,6 +17,7 @@ import viser
 
 from pipelines.cameras import Cameras
 from pipelines.capture.folder import Capture
+from pipelines.gaussians import Background
 from pipelines.paths.auto import camera_extent, center_of_interest
 from pipelines.paths.auto import world_up as up_from_cameras
 from pipelines.transforms import rotmat_to_quat
@@ -114,6 +115,7 @@ class SceneView:
         self._shown: dict[str, Shown] = {}
         self.slot_visible: dict[str, bool] = {}  # slot -> shown (the compare panel's A/B toggle)
         self.slot_offset: dict[str, np.ndarray] = {}  # slot -> [3] world offset (side by side)
+        self.background: Background | None = None  # solid colour behind the view; None: viser's
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- splats
@@ -134,6 +136,19 @@ class SceneView:
                 self.splat_counts[slot] = (arrays.num, arrays.num_total)
                 self._apply_layout(slot)
             self._shown = dict(shown)
+
+    def set_background(self, rgb: Background | None) -> None:
+        """The 3D view's background: a solid colour (RGB in [0, 1], the shown run's: what it was
+        trained on), or viser's own (None)."""
+        with self._lock:
+            if rgb == self.background:
+                return
+            self.background = rgb
+            if rgb is None:
+                self.server.scene.set_background_image(None)
+            else:
+                solid = np.full((4, 4, 3), np.round(np.asarray(rgb) * 255), dtype=np.uint8)
+                self.server.scene.set_background_image(solid, format="png")
 
     def set_layout(self, visible: dict[str, bool], offsets: dict[str, np.ndarray]) -> None:
         """Which slots are visible and where each is moved (world offset [3]); slots not named

@@ -6,9 +6,9 @@ Examples:
 
 from pipelines.gaussians.container import Gaussians
 from pipelines.gaussians.ply import read_ply, read_points_ply, write_ply, write_points_ply, write_splat
-from pipelines.gaussians.render import Render, gsplat_available, render
+from pipelines.gaussians.render import BLACK, WHITE, Background, Render, gsplat_available, render
 
 __all__ = [
     "Gaussians", "read_ply", "write_ply", "write_splat", "read_points_ply", "write_points_ply",
-    "render", "Render", "gsplat_available",
+    "render", "Render", "gsplat_available", "Background", "BLACK", "WHITE",
 ]  # fmt: skip

@@ -39,6 +39,9 @@ from pipelines.gaussians.raster_cpu import rasterize
 from pipelines.gaussians.sh import eval_sh
 
 Backend = Literal["auto", "gsplat", "torch"]
+Background = tuple[float, float, float]  # RGB in [0, 1] behind the Gaussians
+BLACK: Background = (0.0, 0.0, 0.0)
+WHITE: Background = (1.0, 1.0, 1.0)
 
 
 @dataclass

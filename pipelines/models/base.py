@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from pipelines.cameras import Cameras
-from pipelines.gaussians import Gaussians
+from pipelines.gaussians import BLACK, Background, Gaussians
 from pipelines.progress import CancelToken, Progress, no_progress
 from pipelines.transforms import Similarity
 
@@ -84,6 +84,15 @@ class Reconstructor(Protocol):
     def __call__(
         self, views: Views, *, progress: Progress = no_progress, cancel: CancelToken | None = None
     ) -> Reconstruction: ...
+
+
+def model_background(name: str) -> Background:
+    """The RGB in [0, 1] a registered model renders its Gaussians on, in training and in its
+    official evaluation (its package's ``BACKGROUND``; black when it says nothing). A run keeps
+    it (run.json ``params.background``) and every renderer of the run uses it."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}")
+    return tuple(float(c) for c in getattr(importlib.import_module(MODELS[name]), "BACKGROUND", BLACK))
 
 
 def supports_streaming(name: str) -> bool:

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from pipelines.cameras import Cameras
 from pipelines.fileio import atomic_path
-from pipelines.gaussians import Gaussians, render
+from pipelines.gaussians import BLACK, Background, Gaussians, render
 from pipelines.paths.interpolate import sample_cameras
 from pipelines.paths.path import CameraPath, even_size
 from pipelines.progress import CancelToken, Progress, check, no_progress
@@ -41,11 +41,12 @@ DIVIDER_RGB = (235, 235, 235)
 
 @dataclass(frozen=True)
 class Panel:
-    """One column of the video: Gaussians (any device; moved to the render device) and the
-    label drawn over it ("" for none)."""
+    """One column of the video: Gaussians (any device; moved to the render device), the label
+    drawn over it ("" for none) and the RGB in [0, 1] it is rendered on (its run's)."""
 
     gaussians: Gaussians
     label: str = ""
+    background: Background = BLACK
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,6 @@ def render_frames(
     cams: Cameras,
     *,
     device: str = "auto",
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
     batch: int | None = None,
     cancel: CancelToken | None = None,
     timings: dict[str, float] | None = None,
@@ -135,14 +135,14 @@ def render_frames(
     batch = batch or (8 if torch.device(device).type == "cuda" else 1)
     gs = [p.gaussians.detach().to(device, torch.float32) for p in panels]
     cams = cams.to(device, torch.float32)
-    bg = torch.tensor(background, dtype=torch.float32, device=device)
+    bgs = [torch.tensor(p.background, dtype=torch.float32, device=device) for p in panels]
     labels = [p.label for p in panels]
     for start in range(0, len(cams), batch):
         check(cancel)
         sub = cams[start : start + batch]
         t0 = time.perf_counter()
         with torch.no_grad():
-            images = [to_uint8(render(g, sub, background=bg).rgb) for g in gs]  # P x [b, H, W, 3]
+            images = [to_uint8(render(g, sub, background=bg).rgb) for g, bg in zip(gs, bgs, strict=True)]
         if timings is not None:
             timings["render_s"] = timings.get("render_s", 0.0) + time.perf_counter() - t0
         for j in range(len(sub)):
@@ -192,14 +192,13 @@ def render_video(
     height: int = 480,
     width: int | None = None,
     device: str = "auto",
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
     batch: int | None = None,
     progress: Progress = no_progress,
     cancel: CancelToken | None = None,
 ) -> VideoResult:
     """Render ``panels`` side by side along ``path`` at its frame times and fps, each panel
-    ``width`` x ``height`` (width default: the path's aspect ratio, both rounded to even), and
-    write the MP4 to ``out`` atomically."""
+    ``width`` x ``height`` (width default: the path's aspect ratio, both rounded to even) on its
+    own background, and write the MP4 to ``out`` atomically."""
     if not panels:
         raise ValueError("nothing to render: give at least one result")
     if len(path) == 0:
@@ -212,9 +211,7 @@ def render_video(
     cams = sample_cameras(path, width, height)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    frames = render_frames(
-        panels, cams, device=device, background=background, batch=batch, cancel=cancel, timings=timings
-    )
+    frames = render_frames(panels, cams, device=device, batch=batch, cancel=cancel, timings=timings)
     progress(0.0, f"rendering {len(cams)} frames of {width}x{height} on {device}")
     n = write_mp4(frames, out, fps=path.fps, total=len(cams), progress=progress, cancel=cancel)
     total_s = time.perf_counter() - t0

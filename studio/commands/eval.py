@@ -1,12 +1,14 @@
 """``lrm-studio eval RUN [--downscale F] [--device auto|cpu|cuda] [--lpips-dir DIR]``: metrics of a
 run on its capture's test split, written into run.json's "metrics".
 
-Each test camera is rendered (all of the run's SH bands, the run's background: its
-``params.background``, else black) and scored against the photo: PSNR, SSIM, and LPIPS when its
-weights are local (else null, with a note saying where to put them). Resolution: the run's
-training resolution when it records one (3DGS runs: ``params.resolution``), else the capture's
-full size; ``--downscale F`` sets it (1 = full size). :func:`evaluate_run` is the function the
-studio calls too (the compare panel).
+Each test camera is rendered (all of the run's SH bands, on the run's background:
+:attr:`studio.workspace.Run.background`) and scored against the photo: PSNR, SSIM, and LPIPS when
+its weights are local (else null, with a note saying where to put them). Resolution, in whole
+pixels and recorded with the metrics: the run's training resolution when it records one (3DGS
+runs: ``params.resolution``), else the capture's full size; ``--downscale F`` sets it through the
+one sizing rule (:func:`pipelines.optimize.data.training_size`: both sides divided by F and
+rounded); the studio passes an exact ``size`` (the compare panel, to score two runs alike).
+:func:`evaluate_run` is the function the studio calls too.
 
 Examples:
     >>> metrics = evaluate_run(Path("ws/demo/runs/3dgs-20250101-120000-ab12"))   # doctest: +SKIP
@@ -31,6 +33,7 @@ from studio.workspace import Run, update_run_info
 
 
 def eval_size(run: Run, capture: Capture, downscale: float | None) -> tuple[int, int]:
+    """(W, H) to evaluate ``run`` at (see the module doc)."""
     w, h = capture.cameras.width, capture.cameras.height
     if downscale is not None:
         return training_size(w, h, downscale)
@@ -44,6 +47,7 @@ def evaluate_run(
     run_dir: Path,
     *,
     downscale: float | None = None,
+    size: tuple[int, int] | None = None,
     device: str = "auto",
     lpips_dir: Path | None = None,
     write: bool = True,
@@ -52,20 +56,22 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Score a finished run on its capture's test split; returns run.json's new "metrics"
     ({"test": {psnr, ssim, lpips}, "per_view": [...], "resolution": [W, H], "views": n}) and
-    writes it there unless ``write`` is False."""
+    writes it there unless ``write`` is False. ``size`` (W, H) overrides the resolution rule
+    (any size: images and cameras are resampled to it)."""
     run = Run.load(run_dir)
     capture = Capture.load(run.capture_root)
     test = capture.indices("test")
     if not test:
         raise ValueError(f"capture {capture.root} has no test frames (every 8th frame is held out)")
     dev = resolve_device(device)
-    w, h = eval_size(run, capture, downscale)
+    w, h = size if size is not None else eval_size(run, capture, downscale)
+    if w < 1 or h < 1:
+        raise ValueError(f"cannot evaluate at {w}x{h}")
     progress(0.0, f"loading {len(test)} test views at {w}x{h}")
     images = capture.load_images(test, size=(w, h))  # [T, 3, H, W]
     check(cancel)
     g = run.gaussians().to(dev)
-    bg = (run.info.get("params") or {}).get("background")
-    background = torch.tensor(bg, dtype=torch.float32, device=dev) if bg is not None else None
+    background = torch.tensor(run.background, dtype=torch.float32, device=dev)
     lpips = load_lpips(lpips_dir, dev)
     result = evaluate(
         g,

@@ -191,6 +191,8 @@ def optimize(
         assert capture_root is not None, "a capture folder or --resume RUN is needed"
         capture = Capture.load(capture_root)
         cfg = config or make_config(dev, preset=preset, steps=steps, downscale=downscale, seed=seed)
+        if config is None and init not in ("sfm", "random"):  # refining a run: keep its background
+            cfg = replace(cfg, background=Run.load(resolve_run(capture, init)).background)
         check(cancel)
         g0, init_desc = initial_gaussians(capture, init, cfg)
         run_dir = new_run_dir(capture.root, METHOD)

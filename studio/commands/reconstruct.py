@@ -28,7 +28,7 @@ import tyro
 from pipelines.capture.folder import Capture
 from pipelines.errors import InputError
 from pipelines.gaussians import Gaussians
-from pipelines.models.base import Reconstruction, Views, load_model
+from pipelines.models.base import Reconstruction, Views, load_model, model_background
 from pipelines.models.runtime import resolve_device
 from pipelines.progress import Cancelled, CancelToken, Progress, no_progress, sub_progress
 from studio.workspace import write_new_run
@@ -144,6 +144,7 @@ def reconstruct(
             "input_frames": [capture.file_paths[i] for i in picked],
             "seed": o.seed,
             "min_opacity": o.min_opacity,
+            "background": list(model_background(o.model)),
             **{k: v for k, v in result.info.items()},
         },
         "weights": str(Path(o.weights).resolve())

@@ -84,11 +84,12 @@ def render_runs(
     height: int = 480,
     width: int | None = None,
     device: str = "auto",
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    background: tuple[float, float, float] | None = None,
     progress: Progress = no_progress,
     cancel: CancelToken | None = None,
 ) -> VideoResult:
-    """A video of one run, or of two runs of one capture side by side, along ``path``."""
+    """A video of one run, or of two runs of one capture side by side, along ``path``, each on
+    its run's background (:attr:`Run.background`) unless ``background`` is given."""
     a = Run.load(run_dir)
     runs = [a]
     if compare is not None:
@@ -102,17 +103,9 @@ def render_runs(
     panels = []
     for i, r in enumerate(runs):
         other = runs[1 - i] if len(runs) == 2 else None
-        panels.append(Panel(r.gaussians(), run_label(r, other)))
+        panels.append(Panel(r.gaussians(), run_label(r, other), background or r.background))
     return render_video(
-        panels,
-        path,
-        out,
-        height=height,
-        width=width,
-        device=device,
-        background=background,
-        progress=progress,
-        cancel=cancel,
+        panels, path, out, height=height, width=width, device=device, progress=progress, cancel=cancel
     )
 
 
@@ -127,7 +120,7 @@ def main(
     device: str = "auto",
     duration: float | None = None,
     fps: float | None = None,
-    background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    background: tuple[float, float, float] | None = None,
     dataparser_transforms: Path | None = None,
     transforms_json: Path | None = None,
 ) -> int:
@@ -144,7 +137,7 @@ def main(
         device: auto (CUDA when available), cpu, cuda, cuda:1, ...
         duration: seconds (default: the path's).
         fps: frames per second (default: the path's).
-        background: RGB in [0, 1] behind the Gaussians.
+        background: RGB in [0, 1] behind the Gaussians (default: each run's own, as it was trained on).
         dataparser_transforms: nerfstudio's dataparser_transforms.json, for paths made in nerfstudio.
         transforms_json: the nerfstudio dataset's transforms.json (its applied_transform).
     """

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import viser
 
+from pipelines.gaussians import BLACK
 from studio.app import Studio
 from studio.compare import HeldOut, split_view, view_camera
 from viewer.markup import md
@@ -116,9 +117,11 @@ class SplitRenderer:
         h = max(2, round(w / max(view.aspect, 1e-3)))
         cam = view_camera(view.wxyz, view.position, view.fov_y_rad, w, h)
         a, b = shown.get("A"), shown.get("B")
+        backgrounds = tuple(s.background if s else BLACK for s in (a, b))
         return split_view(
-            a.gaussians if a else None, b.gaussians if b else None, cam, split=split, device=self.device
-        )
+            a.gaussians if a else None, b.gaussians if b else None, cam, split=split,
+            backgrounds=backgrounds, device=self.device,
+        )  # fmt: skip
 
 
 def heldout_markdown(h: HeldOut) -> str:

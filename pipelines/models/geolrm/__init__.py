@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from pipelines.gaussians import WHITE
 from pipelines.models.checkpoints import WeightsError, load_weights, shipped_weights
 from pipelines.models.geolrm.config import PRESETS, GeoLRMConfig
 from pipelines.models.geolrm.model import GeoLRM, GeoLRMInputs
@@ -30,6 +31,8 @@ from pipelines.models.geolrm.preprocess import judge_object_centric, normalize_t
 from pipelines.models.geolrm.reconstructor import GeoLRMReconstructor, Precision
 from pipelines.models.geolrm.weights import check_state, import_official
 from pipelines.models.runtime import resolve_device
+
+BACKGROUND = WHITE  # trained and tested on white (its dataset composites RGBA on white)
 
 __all__ = [
     "PRESETS",

@@ -15,11 +15,13 @@ import os
 
 import torch
 
+from pipelines.gaussians import WHITE
 from pipelines.models.long_lrm.config import OFFICIAL_PRESET, PRESETS, LongLRMConfig
 from pipelines.models.long_lrm.weights import WEIGHTS, import_official
 from pipelines.models.model_weights import seeded_init
 from pipelines.models.runtime import resolve_device
 
+BACKGROUND = WHITE  # rendered on white in training and evaluation (llrm.py: backgrounds=ones)
 # Presets that may run with random weights when no weights file exists (tests, smoke runs).
 RANDOM_INIT_PRESETS = WEIGHTS.random_init_presets
 

@@ -18,11 +18,13 @@ import os
 
 import torch
 
+from pipelines.gaussians import WHITE
 from pipelines.models.model_weights import seeded_init
 from pipelines.models.runtime import resolve_device
 from pipelines.models.ttt_lrm.config import OFFICIAL_PRESET, PRESETS, TTTLRMConfig
 from pipelines.models.ttt_lrm.weights import WEIGHTS, import_official
 
+BACKGROUND = WHITE  # the official renderer's white background
 STREAMING = True  # the reconstructor has reconstruct_streaming / start_stream (base.supports_streaming)
 
 # Presets that may run with random weights when no weights file exists (tests, smoke runs).
