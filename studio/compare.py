@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from pipelines import metrics
 from pipelines.cameras import Cameras, make_K
 from pipelines.capture.folder import Capture
 from pipelines.fileio import read_json, write_json
@@ -145,7 +146,9 @@ class RunScores:
 @dataclass(frozen=True)
 class HeldOut:
     """Ground truth | A | B on the capture's test frames at one resolution. image: uint8
-    [T h, 3 w, 3], one row per test frame (thumbnails); b is None when only A was compared."""
+    [T h, 3 w, 3], one row per test frame (thumbnails); b is None when only A was compared.
+    baselines: the trivial predictions (:func:`baseline_scores`) at the same resolution, so a
+    result below them is seen as such."""
 
     capture: str
     file_paths: tuple[str, ...]
@@ -153,6 +156,37 @@ class HeldOut:
     a: RunScores
     b: RunScores | None
     image: np.ndarray
+    baselines: tuple[RunScores, ...] = ()
+
+
+BASELINES = ("mean input colour", "nearest input, reprojected")
+
+
+def baseline_scores(capture: Capture, size: tuple[int, int]) -> tuple[RunScores, ...]:
+    """PSNR / SSIM of the two trivial predictions of ``pipelines.train.baselines`` on the test
+    frames at ``size`` (W, H): every pixel the mean colour of the train frames, and the nearest
+    train frame reprojected through a plane at the capture's typical depth. Inputs: all train
+    frames (what a 3DGS run sees)."""
+    from pipelines.models.base import Views
+    from pipelines.train.baselines import constant_depth, mean_colour, reproject_nearest
+
+    train, test = capture.indices("train"), capture.indices("test")
+    w, h = size
+    inputs = Views(capture.load_images(train, size=(w, h)), capture.cameras[train].resize(w, h))
+    targets = capture.cameras[test].resize(w, h)
+    gt = capture.load_images(test, size=(w, h))  # [T, 3, H, W]
+    preds = (mean_colour(inputs, targets), reproject_nearest(inputs, targets, constant_depth(inputs.cameras)))
+    return tuple(
+        RunScores(
+            run_id="",
+            method=name,
+            psnr=tuple(float(metrics.psnr(p, g)) for p, g in zip(pred, gt, strict=True)),
+            ssim=tuple(float(metrics.ssim(p, g)) for p, g in zip(pred, gt, strict=True)),
+            total_s=None,
+            num_gaussians=None,
+        )  # fmt: skip
+        for name, pred in zip(BASELINES, preds, strict=True)
+    )
 
 
 def common_size(capture: Capture, runs: list[Run]) -> tuple[int, int]:
@@ -242,6 +276,8 @@ def heldout_compare(
                 run, run_metrics(run, capture, size, device=device, progress=p, cancel=cancel), file_paths
             )
         )
+    progress(0.8, "scoring the trivial baselines")
+    baselines = baseline_scores(capture, size) if capture.indices("train") else ()
     # thumbnails: ground truth | A | B
     th = min(thumb_height, size[1])
     tw = max(1, round(th * capture.cameras.width / capture.cameras.height))
@@ -271,4 +307,5 @@ def heldout_compare(
         a=scores[0],
         b=scores[1] if len(runs) > 1 else None,
         image=np.concatenate(rows, axis=0),
+        baselines=baselines,
     )

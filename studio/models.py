@@ -15,7 +15,8 @@ else the first file found, else tttLRM, else the first registered model.
 Examples:
     >>> choices = model_choices(Path("ws/weights"))          # doctest: +SKIP
     >>> [c.label for c in choices]                           # doctest: +SKIP
-    ['geolrm tiny-demo (shipped)', 'long-lrm tiny-demo (shipped)', 'long-lrm', 'geolrm', 'ttt-lrm']
+    ['geolrm tiny-demo (shipped, procedural scenes only)',
+     'long-lrm tiny-demo (shipped, procedural scenes only)', 'geolrm', 'long-lrm', 'ttt-lrm']
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.models.checkpoints import ASSETS_MODELS
+from pipelines.models.checkpoints import ASSETS_MODELS, procedural_only, weights_metadata
 
 WEIGHTS_DIR = "weights"  # the workspace's weights folder
+PROCEDURAL_NOTE = (
+    "trained on procedural scenes only (a demonstration of the training path): on real captures it can "
+    "score below a flat mean-colour image; for real captures use the official weights"
+)
 DEFAULT_CHOICE = ("long-lrm", "tiny-demo")  # (model, preset) preferred when shipped
 
 
@@ -39,6 +44,12 @@ class ModelChoice:
     weights: Path | None = None
     preset: str | None = None
     origin: str = "registered"  # "shipped" | "workspace" | "registered"
+    note: str | None = None  # what the weights are good for, when that is a warning (PROCEDURAL_NOTE)
+
+
+def weights_note(path: Path | None) -> str | None:
+    """:data:`PROCEDURAL_NOTE` for weights trained on procedural scenes only, else None."""
+    return PROCEDURAL_NOTE if path is not None and procedural_only(weights_metadata(path)) else None
 
 
 def model_of_name(stem: str, models: tuple[str, ...]) -> tuple[str, str] | None:
@@ -49,16 +60,6 @@ def model_of_name(stem: str, models: tuple[str, ...]) -> tuple[str, str] | None:
         if stem == m:
             return m, ""
     return None
-
-
-def _metadata_model(path: Path) -> str | None:
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            return (f.metadata() or {}).get("model")
-    except Exception:
-        return None
 
 
 def model_choices(
@@ -74,19 +75,23 @@ def model_choices(
         found = model_of_name(path.stem, models)
         if found is not None:
             m, preset = found
-            out.append(ModelChoice(f"{m} {preset} (shipped)", m, path, preset or None, "shipped"))
+            note = weights_note(path)
+            label = f"{m} {preset} (shipped{', procedural scenes only' if note else ''})"
+            out.append(ModelChoice(label, m, path, preset or None, "shipped", note))
     ws_files = (
         sorted(workspace_weights.glob("*.safetensors"))
         if workspace_weights and workspace_weights.is_dir()
         else []
     )
     for path in ws_files:
-        m = _metadata_model(path)
+        m = weights_metadata(path).get("model")
         if m not in models:
             found = model_of_name(path.stem, models)
             m = found[0] if found else None
         if m is not None:
-            out.append(ModelChoice(f"{m}: {path.name} (workspace)", m, path, None, "workspace"))
+            out.append(
+                ModelChoice(f"{m}: {path.name} (workspace)", m, path, None, "workspace", weights_note(path))
+            )
     out.extend(ModelChoice(m, m) for m in models)
     return out
 

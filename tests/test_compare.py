@@ -208,6 +208,17 @@ def test_heldout_compare_scores_match_independent_psnr_and_are_cached(viewer_on_
     assert h.image.shape[0] == len(test) * 32 and h.image.shape[2] == 3
     table = plain(viewer.compare.heldout_table.content)
     assert f"{h.a.mean_psnr:.2f}" in table and f"{h.b.mean_psnr:.2f}" in table and "Gaussians" in table
+    # the trivial baselines, as rows: the mean train colour checked in float64 by hand
+    assert [b.method for b in h.baselines] == ["mean input colour", "nearest input, reprojected"]
+    train = cap.load_images(cap.indices("train")).double()
+    mean_rgb = train.mean(dim=(0, 2, 3))[None, :, None, None]
+    want = [float(-10 * torch.log10(((mean_rgb - gt[k : k + 1]) ** 2).mean())) for k in range(len(test))]
+    np.testing.assert_allclose(h.baselines[0].psnr, want, atol=1e-3)
+    for b in h.baselines:
+        assert f"baseline | {b.method} | {b.mean_psnr:.2f}" in table
+    best = max(b.mean_psnr for b in h.baselines)
+    for r in (h.a, h.b):  # random Gaussians: marked when below the better baseline
+        assert (f"{r.run_id} (below a baseline)" in table) == (r.mean_psnr < best)
     cache = ra / "compare" / "metrics-48x32.json"
     assert cache.is_file()
     before = cache.stat().st_mtime_ns
@@ -283,6 +294,15 @@ def test_model_choices_list_shipped_and_workspace_weights(tmp_path):
         ("geolrm", None, "registered"), ("long-lrm", None, "registered"), ("ttt-lrm", None, "registered"),
     ]  # fmt: skip
     assert default_choice(choices).label == "long-lrm tiny-demo (shipped)"
+    assert all(c.note is None for c in choices)
+    # weights this project trained on procedural scenes say so; trained on a dataset they do not
+    save_weights(ws / "geolrm-finetuned.safetensors", tiny, {"source": "lrm-studio train"})
+    save_weights(
+        ws / "my run.safetensors", tiny, {"model": "long-lrm", "source": "lrm-studio train", "data": "dl3dv"}
+    )
+    notes = {c.weights.name: c.note for c in model_choices(ws, shipped=shipped, models=models) if c.weights}
+    assert "procedural scenes only" in notes["geolrm-finetuned.safetensors"]
+    assert notes["my run.safetensors"] is None and notes["long-lrm-tiny-demo.safetensors"] is None
     (shipped / "long-lrm-tiny-demo.safetensors").unlink()
     assert (
         default_choice(model_choices(ws, shipped=shipped, models=models)).label == "ttt-lrm tiny-ar (shipped)"

@@ -175,6 +175,27 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, 
     return state, meta
 
 
+TRAIN_SOURCE = "lrm-studio train"  # the ``source`` metadata of weights this project trained
+
+
+def weights_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """A safetensors file's string metadata ({} when it has none or cannot be read)."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except Exception:
+        return {}
+
+
+def procedural_only(meta: dict[str, str]) -> bool:
+    """True for weights this project trained on procedural scenes only (``lrm-studio train``
+    without a dataset; files made before ``data`` was recorded were all procedural): on real
+    captures such a model can score below a flat mean-colour image."""
+    return meta.get("source") == TRAIN_SOURCE and meta.get("data", "procedural") == "procedural"
+
+
 def shipped_weights(model: str, preset: str) -> Path | None:
     """The shipped weights of a preset, ``assets/models/<model>-<preset>.safetensors``, if present."""
     path = ASSETS_MODELS / f"{model}-{preset}.safetensors"

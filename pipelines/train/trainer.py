@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from pipelines.fileio import atomic_path, write_json
-from pipelines.models.checkpoints import check_keys, load_weights, save_weights
+from pipelines.models.checkpoints import TRAIN_SOURCE, check_keys, load_weights, save_weights
 from pipelines.progress import CancelToken, Progress, check, no_progress
 from pipelines.synth.stream import PRESETS as STREAMS
 from pipelines.train import distributed as D
@@ -137,12 +137,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 def export_weights(checkpoint: Path, out: Path, *, extra: dict[str, str] | None = None) -> Path:
     """Model weights of a training checkpoint -> safetensors with the metadata ``load()`` reads
-    (``model``, ``preset``, ``config``, ``source``, ``steps``)."""
+    (``model``, ``preset``, ``config``, ``source``, ``steps``) and what it was trained on
+    (``data``: "procedural" or the dataset folder's name)."""
     ck = load_checkpoint(checkpoint)
+    data = json.loads(ck["config"]).get("data", "procedural") if ck.get("config") else "procedural"
     meta = {
-        "model": ck["model_name"], "preset": ck["preset"], "source": "lrm-studio train",
-        "steps": str(ck["step"]), **({"config": ck["model_config"]} if ck.get("model_config") else {}),
-        **(extra or {}),
+        "model": ck["model_name"], "preset": ck["preset"], "source": TRAIN_SOURCE,
+        "steps": str(ck["step"]), "data": "procedural" if data == "procedural" else Path(data).name,
+        **({"config": ck["model_config"]} if ck.get("model_config") else {}), **(extra or {}),
     }  # fmt: skip
     save_weights(out, ck["model"], meta)
     return Path(out)

@@ -31,6 +31,7 @@ from pipelines.gaussians import Gaussians
 from pipelines.models.base import Reconstruction, Views, load_model, model_background
 from pipelines.models.runtime import resolve_device
 from pipelines.progress import Cancelled, CancelToken, Progress, no_progress, sub_progress
+from studio.models import weights_note
 from studio.workspace import write_new_run
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,9 @@ def reconstruct(
     }
     if stream_rows is not None:
         info["stream"] = stream_rows  # per chunk: views, tokens, absorb_s, decode_s, preview Gaussians
+    note = weights_note(Path(info["weights"]) if info["weights"] else None)
+    if note is not None:
+        info["weights_note"] = note
     if g.num < result.gaussians.num and o.min_opacity == 0:
         info["nonfinite_dropped"] = result.gaussians.num - g.num
     run_dir = write_new_run(capture.root, o.model, g, info)

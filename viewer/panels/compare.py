@@ -125,23 +125,29 @@ class SplitRenderer:
 
 
 def heldout_markdown(h: HeldOut) -> str:
-    """The held-out metrics as a markdown table (per view, then the means, time and Gaussians)."""
+    """The held-out metrics: a summary table (A, B and the trivial baselines as rows: mean PSNR /
+    SSIM, time, Gaussians; a result below a baseline is marked), then PSNR / SSIM per view."""
     runs = [("A", h.a)] + ([("B", h.b)] if h.b is not None else [])
+    summary = ["| | result | PSNR | SSIM | time | Gaussians |", "|---|---|---|---|---|---|"]
+    best_baseline = max((b.mean_psnr for b in h.baselines), default=None)
+    for s, r in runs:
+        t = "?" if r.total_s is None else f"{r.total_s:.1f} s"
+        n = "?" if r.num_gaussians is None else f"{r.num_gaussians:,}"
+        below = best_baseline is not None and r.mean_psnr < best_baseline
+        summary.append(
+            f"| **{s}** | {md(r.method)} {md(r.run_id)}{' (below a baseline)' if below else ''} | "
+            f"{r.mean_psnr:.2f} | {r.mean_ssim:.3f} | {t} | {n} |"
+        )
+    for b in h.baselines:
+        summary.append(f"| baseline | {md(b.method)} | {b.mean_psnr:.2f} | {b.mean_ssim:.3f} | – | – |")
     head = "| view | " + " | ".join(f"{s} PSNR | {s} SSIM" for s, _ in runs) + " |"
     sep = "|---|" + "---|---|" * len(runs)
     rows = [head, sep]
     for i, fp in enumerate(h.file_paths):
         cells = " | ".join(f"{r.psnr[i]:.2f} | {r.ssim[i]:.3f}" for _, r in runs)
         rows.append(f"| {md(Path(fp).name)} | {cells} |")
-    rows.append(
-        "| **mean** | " + " | ".join(f"**{r.mean_psnr:.2f}** | **{r.mean_ssim:.3f}**" for _, r in runs) + " |"
-    )
-    lines = [f"Held-out views of **{md(h.capture)}** at {h.resolution[0]}x{h.resolution[1]}", "", *rows, ""]
-    for s, r in runs:
-        t = "?" if r.total_s is None else f"{r.total_s:.1f} s"
-        n = "?" if r.num_gaussians is None else f"{r.num_gaussians:,}"
-        lines.append(f"- {s}: {md(r.method)} {md(r.run_id)}: {t}, {n} Gaussians")
-    return "\n".join(lines)
+    title = f"Held-out views of **{md(h.capture)}** at {h.resolution[0]}x{h.resolution[1]}"
+    return "\n".join([title, "", *summary, "", "Per view:", "", *rows])
 
 
 @dataclass(repr=False)

@@ -1,9 +1,11 @@
 """Reconstruct panel: run a feed-forward model on the open capture (a job; the new run is shown
-as A when done). *Model* lists the weights files found (shipped ``assets/models/*.safetensors``,
-the workspace's ``weights/`` folder) and the registered models (``studio.models``); the default
-is Long-LRM tiny-demo when it ships. *Live* (streaming models: tttLRM) feeds the capture's frames
-in order, a chunk at a time, and the splats in slot A update after every chunk. Choosing GeoLRM
-for a capture that is not object-centric shows a warning (and the run asks for a second click)."""
+in the slot chosen in *Show as*, A or B, when done). *Model* lists the weights files found
+(shipped ``assets/models/*.safetensors``, the workspace's ``weights/`` folder) and the registered
+models (``studio.models``); the default is Long-LRM tiny-demo when it ships. Weights trained on
+procedural scenes only (the shipped demo models) say so under the model, as the run's run.json
+does. *Live* (streaming models: tttLRM) feeds the capture's frames in order, a chunk at a time,
+and the splats in the chosen slot update after every chunk. Choosing GeoLRM for a capture that
+is not object-centric shows a warning (and the run asks for a second click)."""
 
 from __future__ import annotations
 
@@ -12,13 +14,13 @@ from dataclasses import dataclass, field
 import viser
 
 from pipelines.models.base import supports_streaming
-from studio.app import Studio
+from studio.app import SLOTS, Studio
 from studio.models import ModelChoice, default_choice
 from viewer.markup import md
 from viewer.notify import notify
 
 NO_MODELS = "(no models)"
-LIVE_HINT = "Feed the frames in order, a chunk at a time; the splats in A update after every chunk"
+LIVE_HINT = "Feed the frames in order, a chunk at a time; the splats update after every chunk"
 OBJECT_MODELS = ("geolrm",)  # models that assume an object-centric capture
 
 
@@ -29,6 +31,8 @@ class ReconstructPanel:
     views: viser.GuiNumberHandle  # input views; 0: the model's default
     live: viser.GuiCheckboxHandle  # stream chunk by chunk (streaming models only)
     chunk_views: viser.GuiNumberHandle  # views per chunk when live; 0: the model's update interval
+    slot: viser.GuiDropdownHandle  # scene slot the result is shown in
+    note: viser.GuiMarkdownHandle  # what the chosen weights are good for (procedural-only demo models)
     warning: viser.GuiMarkdownHandle  # why the chosen model may not suit the capture
     run: viser.GuiButtonHandle
     choices: dict[str, ModelChoice] = field(default_factory=dict)  # label -> choice
@@ -74,6 +78,9 @@ class ReconstructPanel:
             self.live.value = False
         self.chunk_views.disabled = not (streams and self.live.value)
         self.run.disabled = studio.capture is None or c is None
+        note = c.note if c is not None else None
+        self.note.content = f"*{md(note[0].upper() + note[1:])}.*" if note else ""
+        self.note.visible = bool(note)
         text = self.object_warning(studio)
         self.warning.content = text
         self.warning.visible = bool(text)
@@ -91,7 +98,7 @@ class ReconstructPanel:
             views=int(self.views.value) or None,
             live=bool(self.live.value),
             chunk_views=int(self.chunk_views.value) or None,
-            slot="A",
+            slot=self.slot.value,
         )
 
 
@@ -111,6 +118,8 @@ def add_reconstruct_panel(server: viser.ViserServer, studio: Studio) -> Reconstr
         chunk_views=server.gui.add_number(
             "Views per chunk", initial_value=0, min=0, step=1, hint="0: the model's update interval"
         ),
+        slot=server.gui.add_dropdown("Show as", options=SLOTS, initial_value=SLOTS[0]),
+        note=server.gui.add_markdown("", visible=False),
         warning=server.gui.add_markdown("", visible=False),
         run=server.gui.add_button("Reconstruct", icon=viser.Icon.PLAYER_PLAY),
         choices={c.label: c for c in found},
