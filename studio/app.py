@@ -90,7 +90,13 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One row of the runs table: run.json's headline fields (None where absent)."""
+    """One row of the runs table: run.json's headline fields (None where absent).
+
+    total_s: the whole job (run.json ``timings.total_s``; a feed-forward run's ``command_s``);
+    compute_s with compute_what: the part spent in the method itself ("model": a feed-forward
+    network's inference, ``timings.total_s`` of those runs; "train": an optimization's steps).
+    resolution: (W, H) the metrics were computed at. source: what it started from ("SfM points",
+    a run id for a refined run, "N views" for a feed-forward run)."""
 
     id: str
     method: str
@@ -99,23 +105,46 @@ class RunSummary:
     psnr: float | None
     ssim: float | None
     device: str | None
+    compute_s: float | None = None
+    compute_what: str | None = None
+    resolution: tuple[int, int] | None = None
+    source: str | None = None
 
     @staticmethod
     def of(run: ws.Run) -> RunSummary:
         info = run.info
-        test = (info.get("metrics") or {}).get("test") or {}
+        metrics = info.get("metrics") or {}
+        test = metrics.get("test") or {}
+        timings = info.get("timings") or {}
+        params = info.get("params") or {}
 
         def num(x) -> float | None:
             return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
 
+        if "command_s" in timings:  # a feed-forward run: the model's time inside the job's
+            total, compute, what = num(timings.get("command_s")), num(timings.get("total_s")), "model"
+        else:
+            total, compute = num(timings.get("total_s")), num(timings.get("train_s"))
+            what = "train" if compute is not None else None
+        res = metrics.get("resolution")
+        resolution = (int(res[0]), int(res[1])) if isinstance(res, list) and len(res) == 2 else None
+        init, views = params.get("init"), params.get("views")
+        if isinstance(init, str):
+            source = "SfM points" if init == "sfm" else init.removeprefix("run:")
+        else:
+            source = f"{views} views" if isinstance(views, int) else None
         return RunSummary(
             id=run.id,
             method="unreadable run.json" if run.error else str(info.get("method", "?")),
-            total_s=num((info.get("timings") or {}).get("total_s")),
+            total_s=total,
             num_gaussians=int(info["num_gaussians"]) if isinstance(info.get("num_gaussians"), int) else None,
             psnr=num(test.get("psnr")),
             ssim=num(test.get("ssim")),
             device=info.get("device"),
+            compute_s=compute,
+            compute_what=what,
+            resolution=resolution,
+            source=source,
         )
 
 
@@ -194,6 +223,7 @@ class Studio:
         self._compare = CompareState()
         self._layouts: dict[Path, object] = {}
         self._sources: dict[int, Path] = {}  # job id -> the source an SfM job reads
+        self._closing = threading.Event()
         from studio.paths import PathEditor
 
         self.paths = PathEditor(self)  # the camera path edited in the page (topic PATH)
@@ -471,6 +501,34 @@ class Studio:
     def runs_changed(self) -> None:
         """Announce new or updated runs (jobs call this after writing one)."""
         self._emit(RUNS)
+
+    def _runs_signature(self) -> tuple:
+        """(run folder, run.json mtime) of the open capture's runs: changes when a run is added,
+        deleted or its run.json rewritten, by the studio or by anything else (a CLI eval)."""
+        capture = self.capture
+        if capture is None or not capture.runs_dir.is_dir():
+            return (None if capture is None else capture.root,)
+        out = [capture.root]
+        for p in sorted(capture.runs_dir.iterdir()):
+            try:
+                out.append((p.name, (p / ws.RUN_JSON).stat().st_mtime_ns))
+            except OSError:
+                out.append((p.name, None))
+        return tuple(out)
+
+    def watch_runs(self, interval_s: float = 2.0) -> None:
+        """Check the open capture's runs on disk every ``interval_s`` seconds on a thread and
+        announce :data:`RUNS` when they changed (stops with :meth:`close`)."""
+
+        def loop() -> None:
+            last = self._runs_signature()
+            while not self._closing.wait(interval_s):
+                now = self._runs_signature()
+                if now != last:
+                    last = now
+                    self._emit(RUNS)
+
+        threading.Thread(target=loop, name="lrm-studio-runs-watch", daemon=True).start()
 
     # ----------------------------------------------------------------- scene
     @property
@@ -770,7 +828,8 @@ class Studio:
 
     # ----------------------------------------------------------------- close
     def close(self) -> None:
-        """Cancel queued and running jobs and stop the worker."""
+        """Cancel queued and running jobs, stop the worker and the runs watcher."""
+        self._closing.set()
         self.jobs.shutdown(cancel=True)
 
 

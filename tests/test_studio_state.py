@@ -285,3 +285,43 @@ def test_sfm_is_refused_without_the_pipeline(studio):
     studio.capabilities = replace(studio.capabilities, sfm=False)
     with pytest.raises(ValueError, match="no SfM pipeline"):
         studio.submit_sfm("/data/walk.mp4", name="x", max_frames=10)
+
+
+def test_runs_table_shows_which_time_where_from_and_the_metrics_size(studio, gen):
+    make_capture(studio.workspace / "cap", 3, gen, points=0)
+    studio.open_capture("cap")
+    ff = make_run(studio.workspace / "cap", gen, method="long-lrm", n=20,
+                  info={"timings": {"total_s": 0.3, "command_s": 3.9}, "params": {"views": 8}})  # fmt: skip
+    time.sleep(0.01)
+    refined = {"timings": {"total_s": 130.0, "train_s": 112.0}, "params": {"init": f"run:{ff.name}"}}
+    opt = make_run(studio.workspace / "cap", gen, method="3dgs", n=30, info=refined)
+    update_run_info(opt, metrics={"test": {"psnr": 27.5, "ssim": 0.875}, "resolution": [72, 128]})
+    rows = {r.id: r for r in studio.run_summaries()}
+    a, b = rows[ff.name], rows[opt.name]
+    assert (a.compute_s, a.compute_what, a.total_s, a.source) == (0.3, "model", 3.9, "8 views")
+    assert (b.compute_s, b.compute_what, b.total_s, b.source, b.resolution) == (
+        112.0,
+        "train",
+        130.0,
+        ff.name,
+        (72, 128),
+    )
+    from viewer.panels.runs import time_cell
+
+    assert time_cell(a) == "0.3 s model, 3.9 s job" and time_cell(b) == "112.0 s train, 130.0 s job"
+
+
+def test_a_run_json_rewritten_on_disk_is_announced(studio, gen):
+    make_capture(studio.workspace / "cap", 3, gen, points=0)
+    studio.open_capture("cap")
+    run = make_run(studio.workspace / "cap", gen, n=10)
+    heard = []
+    studio.subscribe(lambda t: heard.append(t) if t == RUNS else None)
+    studio.watch_runs(interval_s=0.05)
+    time.sleep(0.2)
+    assert heard == []
+    update_run_info(run, metrics={"test": {"psnr": 30.0}})  # what `lrm-studio eval` does from a terminal
+    deadline = time.monotonic() + 10
+    while not heard and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert heard and studio.run_summaries()[0].psnr == 30.0

@@ -190,4 +190,5 @@ def start_studio(config: StudioConfig) -> StudioServer:
         studio.close()
         server.stop()
         raise
+    studio.watch_runs()  # run.json rewritten outside the studio (a CLI eval) shows in the Runs table
     return StudioServer(server, studio, viewer, access)

@@ -40,19 +40,35 @@ def _fmt(x: float | None, spec: str) -> str:
     return "–" if x is None else format(x, spec)
 
 
+def time_cell(r: RunSummary) -> str:
+    """"0.3 s model, 3.9 s job" / "112 s train, 130 s job" / "1.5 s job" / "–"."""
+    parts = []
+    if r.compute_s is not None:
+        parts.append(f"{r.compute_s:.1f} s {r.compute_what}")
+    if r.total_s is not None:
+        parts.append(f"{r.total_s:.1f} s job")
+    return ", ".join(parts) or "–"
+
+
 def runs_markdown(rows: list[RunSummary], studio: Studio) -> str:
-    """The runs table (newest first) and a line per shown slot."""
+    """The runs table (newest first) and a line per shown slot. Time says which (the method's
+    own and the whole job's); the metrics say at which resolution they were computed."""
     if studio.capture is None:
         return "No capture open."
     if not rows:
         text = f"No runs of **{md(studio.capture.name)}** yet."
     else:
-        lines = ["| Run | Method | Time | Gaussians | PSNR | SSIM |", "|---|---|---|---|---|---|"]
+        lines = [
+            "| Run | Method | From | Time | Gaussians | PSNR | SSIM | at |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for r in reversed(rows):
             n = "–" if r.num_gaussians is None else f"{r.num_gaussians:,}"
             psnr, ssim = _fmt(r.psnr, ".2f"), _fmt(r.ssim, ".3f")
+            at = "–" if r.resolution is None else f"{r.resolution[0]}×{r.resolution[1]}"
+            source = md(r.source) if r.source else "–"
             lines.append(
-                f"| {md(r.id)} | {md(r.method)} | {_fmt(r.total_s, '.1f')} s | {n} | {psnr} | {ssim} |"
+                f"| {md(r.id)} | {md(r.method)} | {source} | {time_cell(r)} | {n} | {psnr} | {ssim} | {at} |"
             )
         text = "\n".join(lines)
     shown = studio.shown
