@@ -54,6 +54,7 @@ COMPARE = "compare"  # the compare panel's state changed (studio.compare_state)
 
 SLOTS = ("A", "B")  # result slots of the scene: the compare panel puts A against B
 MAX_FRAMES = 2000  # frames one Ingest + SfM takes at most
+DATASET_NAMES = {"colmap": "COLMAP model", "nerfstudio": "nerfstudio dataset", "long-lrm": "Long-LRM dataset"}
 MAX_VIEWS = 4096  # input views of one feed-forward reconstruction
 
 
@@ -329,12 +330,57 @@ class Studio:
         return folder
 
     def source(self, text: str | Path) -> tuple[Path, str]:
-        """A video or photo folder named in the page: its allowed, resolved path and what it is
-        ("video clip.mp4, 12.3 MiB"). InputError saying what is wrong; every path outside the
-        workspace and the --allow-path folders gets the same "not allowed", whether it exists
-        or not (:class:`studio.server_paths.ServerPaths`)."""
+        """A source named in the page: a video, a photo folder, or a dataset with cameras (a
+        COLMAP model, a nerfstudio transforms.json, a Long-LRM opencv_cameras.json, or a folder
+        holding one): its allowed, resolved path and what it is ("video clip.mp4, 12.3 MiB",
+        "nerfstudio dataset transforms.json"). InputError saying what is wrong; every path
+        outside the workspace and the --allow-path folders gets the same "not allowed", whether
+        it exists or not (:class:`studio.server_paths.ServerPaths`)."""
         path = self.server_paths.resolve(text)
+        dataset = self.dataset_format(path)
+        if dataset is not None:
+            fmt, found = dataset
+            return path, f"{DATASET_NAMES[fmt]} {self.server_paths.shown(found)}: its cameras are imported"
         return path, describe_source(path, shown=self.server_paths.shown(path))
+
+    @staticmethod
+    def dataset_format(path: Path) -> tuple[str, Path] | None:
+        """(format, file or model folder) when ``path`` is a dataset with cameras, else None."""
+        from pipelines.sfm.imports import detect_format
+
+        if path.is_file() and path.suffix.lower() != ".json":
+            return None
+        try:
+            return detect_format(path)
+        except (ValueError, OSError):
+            return None
+
+    def submit_import(self, source: str | Path, *, name: str) -> JobState:
+        """Queue the import of a dataset's cameras and images (:meth:`source` says which; as
+        ``lrm-studio import`` does) into a new capture ``name`` (sanitized) of the workspace; it
+        opens when the job is done. ValueError at once for a source not allowed or not a
+        dataset, or a taken name."""
+        from studio.captures import import_to_workspace
+
+        if not self.capabilities.sfm:
+            raise ValueError("this build has no SfM pipeline (pipelines.sfm), which imports datasets")
+        path = self.server_paths.resolve(source)
+        if self.dataset_format(path) is None:
+            raise ValueError(
+                f"{self.server_paths.shown(path)} is not a COLMAP, nerfstudio or Long-LRM dataset"
+            )
+        dest = self.new_capture_dir(name)
+
+        def run(progress: Progress, cancel: CancelToken) -> Capture:
+            return import_to_workspace(path, self.workspace, name=dest.name, progress=progress, cancel=cancel)
+
+        def done(capture: Capture) -> None:
+            self._emit(CAPTURES)
+            self.open_capture(capture.root.name)
+
+        return self.jobs.submit(
+            f"Import: {dest.name}", run, kind="import", on_done=done, key=("import", dest)
+        )
 
     def submit_sfm(
         self, source: str | Path, *, name: str, max_frames: int, max_side: int | None = None

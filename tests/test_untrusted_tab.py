@@ -153,3 +153,64 @@ def test_studio_operations_check_numbers_themselves(running):
     for bad in (-7, 0, 10**9, math.nan, True):
         with pytest.raises(ValueError, match="frames"):
             studio.submit_sfm(str(studio.workspace), name=f"n{bad}", max_frames=bad)
+
+
+def test_identical_error_toasts_collapse_into_one(running):
+    from viewer import notify as notify_mod
+
+    with TabClient(running) as tab:
+        for _ in range(5):
+            notify_mod.notify(running.server, "Upload failed", "same reason", kind="error", client=tab.client)
+        notify_mod.notify(running.server, "Upload failed", "another reason", kind="error", client=tab.client)
+        shown = notify_mod._ERRORS[running.server]
+        live = [h for (cid, _, _), h in shown.items() if cid == tab.client_id and not h._impl.removed]
+        assert sorted(h._impl.props.body for h in live) == ["another reason", "same reason"]
+
+
+def test_the_capture_name_follows_the_source_until_typed(running):
+    v = running.viewer
+    uploads = running.studio.uploads_dir
+    uploads.mkdir(parents=True, exist_ok=True)
+    for name in ("walk.mp4", "desk.mp4"):
+        (uploads / name).write_bytes(b"\0" * 100)
+    with TabClient(running) as tab:
+        tab.set(v.capture.source, "uploads/walk.mp4")
+        tab.wait(lambda: v.capture.name.value == "walk", "the name follows the source")
+        tab.set(v.capture.name, "my scan")
+        tab.barrier(v.paths.name)
+        tab.set(v.capture.source, "uploads/desk.mp4")
+        tab.wait(lambda: "desk.mp4" in plain(v.capture.source_info.content), "the source is described")
+        assert v.capture.name.value == "my scan"  # typed: kept
+        tab.set(v.capture.name, "")
+        tab.set(v.capture.source, "uploads/walk.mp4")
+        tab.wait(lambda: v.capture.name.value == "walk", "an emptied name follows the source again")
+
+
+def test_a_dataset_is_imported_from_the_page(running, gen):
+    """A nerfstudio dataset in the workspace: the panel says so, the button imports it."""
+    import json
+
+    from pipelines.capture.images import write_image as write
+
+    v = running.viewer
+    src = running.studio.workspace / "uploads" / "scene"
+    (src / "images").mkdir(parents=True)
+    frames = []
+    for i in range(9):
+        write(src / "images" / f"{i:02d}.png", __import__("torch").rand(3, 24, 32, generator=gen))
+        a = 2 * math.pi * i / 9
+        cos, sin = math.cos(a), math.sin(a)
+        c2w = [[cos, 0, sin, 3 * sin], [0, 1, 0, 0], [-sin, 0, cos, 3 * cos], [0, 0, 0, 1]]
+        frames.append({"file_path": f"images/{i:02d}.png", "transform_matrix": c2w})
+    meta = {"fl_x": 30.0, "fl_y": 30.0, "cx": 16, "cy": 12, "w": 32, "h": 24, "frames": frames}
+    (src / "transforms.json").write_text(json.dumps(meta))
+    with TabClient(running) as tab:
+        tab.set(v.capture.source, "uploads/scene")
+        tab.wait(lambda: "nerfstudio dataset" in plain(v.capture.source_info.content), "dataset recognised")
+        assert v.capture.ingest.label == "Import cameras" and v.capture.name.value == "scene"
+        tab.click(v.capture.ingest)
+        tab.wait(
+            lambda: running.studio.capture is not None and running.studio.capture.name == "scene", "imported"
+        )
+    cap = running.studio.capture
+    assert len(cap) == 9 and cap.meta["source"]["type"] == "nerfstudio"

@@ -1,12 +1,15 @@
 """Toasts in the browser. viser notifications belong to one tab; the studio's state is shared,
 so job results go to every tab and replies to one tab's action go to that tab. Paths inside the
 workspace are shown relative to it (:func:`relative_paths`, once :func:`paths_relative_to` named
-the server's workspace): a toast never shows where the workspace lives on the disk."""
+the server's workspace): a toast never shows where the workspace lives on the disk. Errors stay
+until closed, but a tab never holds two identical ones: the same error again replaces the one
+shown; the other kinds close by themselves."""
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
 import weakref
 from pathlib import Path
 from typing import Literal
@@ -26,6 +29,11 @@ _AUTO_CLOSE_S: dict[Kind, float | None] = {
 
 
 _ROOTS: weakref.WeakKeyDictionary[viser.ViserServer, Path] = weakref.WeakKeyDictionary()
+# server -> (client id, title, body) -> the error toast shown in that tab
+_ERRORS: weakref.WeakKeyDictionary[viser.ViserServer, dict[tuple[int, str, str], object]] = (
+    weakref.WeakKeyDictionary()
+)
+_ERRORS_LOCK = threading.Lock()
 
 
 def paths_relative_to(server: viser.ViserServer, workspace: Path) -> None:
@@ -53,6 +61,9 @@ def notify(server: viser.ViserServer, title: str, body: str, *, kind: Kind = "in
     clients = [client] if client is not None else list(server.get_clients().values())
     for c in clients:
         try:
+            if kind == "error":
+                _replace_error(server, c, title, body)
+                continue
             c.add_notification(
                 title,
                 body,
@@ -62,3 +73,24 @@ def notify(server: viser.ViserServer, title: str, body: str, *, kind: Kind = "in
             )
         except Exception:  # the tab went away meanwhile
             log.debug("could not notify client %s", getattr(c, "client_id", "?"), exc_info=True)
+
+
+def _replace_error(server: viser.ViserServer, client: viser.ClientHandle, title: str, body: str) -> None:
+    """Show an error toast in ``client``'s tab, removing an identical one shown before."""
+    key = (client.client_id, title, body)
+    with _ERRORS_LOCK:
+        shown = _ERRORS.setdefault(server, {})
+        old = shown.pop(key, None)
+        if len(shown) > 200:  # forget the oldest (closed long ago, most likely)
+            for k in list(shown)[:100]:
+                shown.pop(k)
+    if old is not None:
+        try:
+            old.remove()
+        except Exception:  # closed by the user already
+            pass
+    handle = client.add_notification(
+        title, body, color=_COLORS["error"], auto_close_seconds=None, with_close_button=True
+    )
+    with _ERRORS_LOCK:
+        _ERRORS.setdefault(server, {})[key] = handle

@@ -1,6 +1,9 @@
-"""Capture panel: choose a capture of the workspace; bring in a new one (upload a video, a
-photo or a zip of photos, streamed to disk; or a path on the server), choose the frame count,
-ingest + SfM."""
+"""Capture panel: choose a capture of the workspace; bring in a new one: upload a video, a
+photo or a zip of photos (streamed to disk), or name a path in the workspace (or an --allow-path
+folder): a video or photo folder goes through *Ingest + SfM*, a dataset with cameras (a COLMAP
+model, a nerfstudio transforms.json, a Long-LRM opencv_cameras.json) through *Import cameras*,
+as ``lrm-studio sfm`` / ``lrm-studio import`` do. The new capture's *Name* follows the source
+until it is typed in."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 import viser
 
 from studio.app import Studio
+from studio.captures import capture_name_for
 from studio.uploads import DiskUpload, UploadError, place_upload
 from viewer.markup import md
 from viewer.notify import notify
@@ -21,6 +25,8 @@ INGEST_PENDING_HINT = (
     "which this build does not have yet."
 )
 INGEST_HINT = "Takes up to Frames frames from the source and runs COLMAP (pycolmap); progress under Jobs."
+INGEST_LABEL, IMPORT_LABEL = "Ingest + SfM", "Import cameras"
+IMPORT_HINT = "Imports the dataset's cameras and images into a new capture (no SfM); progress under Jobs."
 
 
 @dataclass
@@ -33,8 +39,28 @@ class CapturePanel:
     source_info: viser.GuiMarkdownHandle  # what the source is, or what is wrong with it
     name: viser.GuiTextHandle  # name of the new capture folder
     frames: viser.GuiSliderHandle  # how many frames to take from the source
-    ingest: viser.GuiButtonHandle  # queues ingest + SfM (disabled without pipelines.sfm)
+    ingest: viser.GuiButtonHandle  # queues ingest + SfM, or the import of a dataset (its label says which)
     clear_uploads: viser.GuiButtonHandle  # deletes uploads/ (after a confirmation)
+    name_typed: bool = False  # the user typed the Name: it no longer follows the source
+
+    def suggest_name(self, name: str) -> None:
+        """Set the Name from a new source unless the user typed one."""
+        if not self.name_typed:
+            self.name.value = name
+
+    def show_source(self, studio: Studio, text: str) -> tuple[Path, bool] | None:
+        """Describe the source in the panel and label the button for it: (path, is a dataset),
+        or None when it cannot be used (the panel says why)."""
+        try:
+            path, what = studio.source(text)
+        except ValueError as e:
+            self.source_info.content = f"⚠ {md(e)}"
+            return None
+        dataset = studio.dataset_format(path) is not None
+        self.source_info.content = f"Source: {md(what)}"
+        self.ingest.label = IMPORT_LABEL if dataset else INGEST_LABEL
+        self.ingest.hint = IMPORT_HINT if dataset else ingest_hint(studio)
+        return path, dataset
 
     def refresh(self, studio: Studio) -> None:
         names = tuple(studio.captures()) or (NO_CAPTURES,)
@@ -85,9 +111,8 @@ def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel
                 notify(server, "Upload not usable", str(e), kind="error", client=client)
                 return
             source.value = shown
-            source_info.content = f"Source: {md(what)}"
-            if not name.value:
-                name.value = placed.stem if placed.is_file() else placed.name
+            panel.show_source(studio, shown)
+            panel.suggest_name(capture_name_for(placed))
             notify(server, "Uploaded", f"{upload.name} → {shown} ({what})", kind="success", client=client)
 
         def on_failed(client: viser.ClientHandle | None, reason: str) -> None:
@@ -120,7 +145,7 @@ def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel
         )
         frames = server.gui.add_slider("Frames", min=8, max=400, step=1, initial_value=150)
         ingest = server.gui.add_button(
-            "Ingest + SfM",
+            INGEST_LABEL,
             icon=viser.Icon.CAMERA,
             disabled=not studio.capabilities.sfm,
             hint=ingest_hint(studio),
@@ -184,18 +209,26 @@ def add_capture_panel(server: viser.ViserServer, studio: Studio) -> CapturePanel
     def _(event: viser.GuiEvent) -> None:
         try:
             src, _ = studio.source(source.value)
-            job = studio.submit_sfm(src, name=name.value or src.stem, max_frames=int(frames.value))
+            new_name = name.value or capture_name_for(src)
+            if studio.dataset_format(src) is not None:
+                job = studio.submit_import(src, name=new_name)
+            else:
+                job = studio.submit_sfm(src, name=new_name, max_frames=int(frames.value))
         except ValueError as e:  # InputError, UploadError and a taken name included
-            notify(server, "Cannot start Ingest + SfM", str(e), kind="error", client=event.client)
+            notify(server, f"Cannot start {ingest.label}", str(e), kind="error", client=event.client)
             return
         notify(server, "Queued", job.title, kind="info", client=event.client)
 
     @source.on_update
     def _(event: viser.GuiEvent) -> None:
-        try:
-            source_info.content = f"Source: {md(studio.source(source.value)[1])}"
-        except ValueError as e:
-            source_info.content = f"⚠ {md(e)}"
+        found = panel.show_source(studio, source.value)
+        if found is not None:
+            panel.suggest_name(capture_name_for(found[0]))
+
+    @name.on_update
+    def _(event: viser.GuiEvent) -> None:
+        if event.client_id is not None:  # typed in a tab (assignments here run this too, with None)
+            panel.name_typed = bool(name.value.strip())  # emptied: it follows the source again
 
     panel.refresh(studio)
     return panel

@@ -41,7 +41,8 @@ class JobsPanel:
             )
             self.progress.value = round(100.0 * running.fraction, 1)
         recent = [s for s in studio.jobs.jobs() if s.finished][-5:]
-        lines = [f"- {md(s.title)}: pending" for s in active if s.status == "pending"]
+        lines = [f"- {md(s.title)}: running" for s in active if s.status == "running"]
+        lines += [f"- {md(s.title)}: pending" for s in active if s.status == "pending"]
         lines += [f"- {md(s.title)}: {_outcome(s, studio.workspace)}" for s in reversed(recent)]
         self.queue.content = "\n".join(lines) if lines else "No jobs yet."
         options = tuple(job_label(s) for s in active) or (NO_JOBS,)
