@@ -13,6 +13,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+from studio.console import default_is
 
 WORKSPACE_ENV = "LRM_STUDIO_WORKSPACE"
 DEFAULT_WORKSPACE_NAME = "lrm-studio-workspace"
@@ -26,21 +29,22 @@ def default_workspace() -> Path:
 
 @dataclass(frozen=True)
 class StudioConfig:
-    workspace: Path | None = None
-    """Workspace folder (created if missing). Default: $LRM_STUDIO_WORKSPACE, else ./lrm-studio-workspace."""
+    workspace: Annotated[Path | None, default_is("$LRM_STUDIO_WORKSPACE, else ./lrm-studio-workspace")] = None
+    """Workspace folder (created if missing)."""
     host: str = "127.0.0.1"
-    """Address to bind. The default serves this machine only; 0.0.0.0 exposes the studio to the network
+    """Address to bind: 127.0.0.1 serves this machine only; 0.0.0.0 exposes the studio to the network
     (then a token is required: see --token)."""
     port: int = 8080
     """Port to serve on; the next free one is used when it is taken (0: any free port)."""
-    token: str | None = None
-    """Secret the page's URL must carry (?token=...). Default: a new random one at each start when --host
-    is not a loopback address; none on loopback, where only this machine's own pages get in."""
-    capture: str | None = None
-    """Capture to open at start (a folder name in the workspace). Default: the demo, else the first one."""
+    token: Annotated[str | None, default_is("a new random one per start off loopback, none on loopback")] = (
+        None
+    )
+    """Secret the page's URL must carry (?token=...); on loopback only this machine's own pages get in."""
+    capture: Annotated[str | None, default_is("the demo, else the first one")] = None
+    """Capture to open at start (a folder name in the workspace)."""
     demo: bool = True
     """Copy the bundled demo capture (assets/demo) into the workspace on first start."""
-    allow_path: tuple[Path, ...] = ()
+    allow_path: Annotated[tuple[Path, ...], default_is("none")] = ()
     """Folders outside the workspace whose videos and photos the page may use as a Source (e.g. ~/Videos).
     The workspace is always allowed; nothing else on the disk is (see SECURITY.md)."""
     browser_budget: int = 1_000_000

@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Iterator
 
+import tyro
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -19,6 +20,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from pipelines.progress import CancelToken
 
 console = Console(stderr=True)
+
+
+def default_is(words: str):
+    """For an option whose default is said in words (its value is a None sentinel): ``--help``
+    shows "(default: WORDS)" once, instead of tyro's "(default: None)" after the same words.
+
+    Examples:
+        >>> views: Annotated[int | None, default_is("the model's")] = None   # doctest: +SKIP
+    """
+    return tyro.conf.arg(help_behavior_hint=f"(default: {words})")
 
 
 def setup_logging(level: int = logging.INFO) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 
@@ -36,6 +36,7 @@ from studio.bench.common import (
     time_calls,
     view_counts,
 )
+from studio.console import default_is
 
 TARGET = {"views": 21, "anchors": 16384, "peak_gib": 6e9 / 2**30, "seconds": 0.5}
 
@@ -116,12 +117,12 @@ def _case(
 
 def main(
     views: str = "6,12,21",
-    anchors: int | None = None,
-    preset: str | None = None,
+    anchors: Annotated[int | None, default_is("16384 for official, the preset's cap otherwise")] = None,
+    preset: Annotated[str | None, default_is("official on CUDA, tiny on the CPU")] = None,
     device: str = "auto",
     precision: Literal["fp32", "tf32", "bf16"] = "fp32",
     attention: Literal["official", "global"] = "official",
-    image_size: int | None = None,
+    image_size: Annotated[int | None, default_is("the preset's")] = None,
     warmup: int = 1,
     repeats: int = 5,
     isolate: bool = True,
@@ -131,12 +132,12 @@ def main(
 
     Args:
         views: comma-separated view counts.
-        anchors: anchors (voxels) per case; default 16384 for ``official``, the preset's cap otherwise.
-        preset: ``official`` (default on CUDA) or ``tiny`` (default on the CPU).
+        anchors: anchors (voxels) per case.
+        preset: ``official`` or ``tiny``.
         device: ``cuda``, ``cpu`` or ``auto``.
         precision: fp32 (official), tf32 or bf16 (autocast).
         attention: ``official`` (the released code's path) or ``global`` (RoPE attention over anchors).
-        image_size: square input side; default the preset's (official 448; the paper's 21-view
+        image_size: square input side (official 448; the paper's 21-view
             SV3D path used 560).
         isolate: on the CPU, run each case in a fresh process so peak RSS is honest.
         json: write the results here.

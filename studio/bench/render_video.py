@@ -25,7 +25,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 
@@ -34,6 +34,7 @@ from pipelines.gaussians import Gaussians
 from pipelines.gaussians.sh import num_sh_bases
 from pipelines.paths import CameraPath, Keyframe
 from studio.bench.common import device_description, gib, peak_memory, print_table, run_isolated, save_results
+from studio.console import default_is
 
 SPHERES = (
     (0.0, 0.0, 0.8),
@@ -214,8 +215,8 @@ def main(
     repeats: int = 3,
     device: Literal["cpu", "cuda"] = "cpu",
     run: Path | None = None,
-    compare: Path | None = None,
-    threads: int | None = None,
+    compare: Annotated[Path | None, default_is("the same run twice")] = None,
+    threads: Annotated[int | None, default_is("torch's")] = None,
     json: Path | None = None,
 ) -> None:
     """Video frames per second along a path (render + labels + encode), per run and A | B.
@@ -229,8 +230,8 @@ def main(
         repeats: videos per case; medians are reported.
         device: cpu (our renderer) or cuda (gsplat).
         run: measure this run's Gaussians along its capture's orbit instead of the synthetic scene.
-        compare: a second run for the A | B case (default: the same run twice).
-        threads: torch threads (default: torch's).
+        compare: a second run for the A | B case.
+        threads: torch threads.
         json: write the results here.
     """
     if threads is not None:

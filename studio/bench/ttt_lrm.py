@@ -29,6 +29,7 @@ import statistics
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import Annotated
 
 import torch
 
@@ -48,6 +49,7 @@ from studio.bench.common import (
     synthetic_views,
     view_counts,
 )
+from studio.console import default_is
 
 PAPER_S = {  # tttLRM Tab. 2 via third-party transcriptions (reference notes)
     "ttt-lrm": {16: 3.6, 32: 7.2, 64: 14.8},
@@ -169,13 +171,13 @@ def run_stream(
 
 
 def main(
-    preset: str | None = None,
+    preset: Annotated[str | None, default_is("official-full on CUDA, tiny on the CPU")] = None,
     views: str = "16,32,64",
     device: str = "auto",
     compare_long_lrm: bool = False,
     stream: bool = False,
     chunks: int = 16,
-    chunk_views: int | None = None,
+    chunk_views: Annotated[int | None, default_is("the preset's update interval")] = None,
     height: int | None = None,
     width: int | None = None,
     warmup: int = 2,
@@ -187,14 +189,14 @@ def main(
     streaming time (--stream).
 
     Args:
-        preset: tttLRM preset (default: official-full on CUDA, tiny on the CPU).
+        preset: tttLRM preset.
         views: comma-separated view counts (offline).
         device: auto, cpu, cuda, ...
         compare_long_lrm: also run Long-LRM on the same views (official-540p beside the official
             presets, else its tiny preset).
         stream: time each streamed chunk against the chunks already absorbed instead.
         chunks: number of chunks streamed (--stream).
-        chunk_views: views per chunk (--stream; default: the preset's update interval).
+        chunk_views: views per chunk (--stream).
         height: model input height instead of the preset's (a multiple of the patch size, 8).
         width: model input width instead of the preset's.
         warmup: calls before timing (offline).

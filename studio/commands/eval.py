@@ -29,6 +29,7 @@ from pipelines.metrics import load_lpips, lpips_missing_reason
 from pipelines.optimize.data import training_size
 from pipelines.progress import CancelToken, Progress, check, no_progress, sub_progress
 from studio.commands.optimize import _finite_json, resolve_device
+from studio.console import default_is
 from studio.workspace import Run, update_run_info
 
 
@@ -94,7 +95,9 @@ def evaluate_run(
 
 def main(
     run: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="RUN")],
-    downscale: float | None = None,
+    downscale: Annotated[
+        float | None, default_is("the run's training resolution if it has one, else full size")
+    ] = None,
     device: str = "auto",
     lpips_dir: Path | None = None,
 ) -> int:
@@ -103,8 +106,7 @@ def main(
 
     Args:
         run: a run folder (CAPTURE/runs/<id>).
-        downscale: evaluate at the capture's size divided by this (default: the run's training
-            resolution if it has one, else full size).
+        downscale: evaluate at the capture's size divided by this.
         device: auto, cpu, cuda, ...
         lpips_dir: folder with the LPIPS weights (alexnet-owt-7be5be79.pth, alex.pth).
     """

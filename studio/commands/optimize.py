@@ -48,6 +48,7 @@ from pipelines.optimize import (
     preset as get_preset,
 )
 from pipelines.progress import Cancelled, CancelToken, Progress, check, no_progress, sub_progress
+from studio.console import default_is
 from studio.workspace import RUN_JSON, Run, new_run_dir, write_run
 
 log = logging.getLogger(__name__)
@@ -323,13 +324,13 @@ def _device_description(device: torch.device) -> str:
 
 def main(
     capture: Annotated[Path | None, tyro.conf.Positional, tyro.conf.arg(metavar="CAPTURE")] = None,
-    steps: int | None = None,
-    downscale: float | None = None,
+    steps: Annotated[int | None, default_is("the preset's")] = None,
+    downscale: Annotated[float | None, default_is("the preset's")] = None,
     init: str = "sfm",
-    preset: str | None = None,
+    preset: Annotated[str | None, default_is("by device")] = None,
     resume: Path | None = None,
     device: str = "auto",
-    seed: int | None = None,
+    seed: Annotated[int | None, default_is("42")] = None,
     lpips_dir: Path | None = None,
     keep_checkpoint: bool = False,
 ) -> int:
@@ -337,16 +338,16 @@ def main(
 
     Args:
         capture: a capture folder (with cameras.json); not needed with --resume.
-        steps: optimization steps (default: the preset's; cuda-30k: 30000, cpu-fast: 3000).
+        steps: optimization steps (cuda-30k: 30000, cpu-fast: 3000).
         downscale: shrink images by this factor per side (1 = full size); replaces the preset's
             size (cuda-30k: full size; cpu-fast: longer side at most 128 px).
         init: sfm (the capture's sparse points), random, or a run id of this capture (refine its
             Gaussians, e.g. a feed-forward result).
         preset: cuda-30k (gsplat's standard schedule) or cpu-fast (minutes on a CPU: at most
-            128 px, 3000 steps, 20k Gaussians). Default: by device.
+            128 px, 3000 steps, 20k Gaussians).
         resume: a run folder with a checkpoint.pt (a cancelled or crashed run) to continue.
         device: auto, cpu, cuda, cuda:1, ...
-        seed: seed of the view order, init and densification randomness (default 42).
+        seed: seed of the view order, init and densification randomness.
         lpips_dir: folder with the LPIPS weights (see pipelines/metrics.py); LPIPS is null without.
         keep_checkpoint: keep checkpoint.pt in the run folder after it finished.
     """

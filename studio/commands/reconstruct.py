@@ -31,6 +31,7 @@ from pipelines.gaussians import Gaussians
 from pipelines.models.base import Reconstruction, Views, load_model, model_background
 from pipelines.models.runtime import resolve_device
 from pipelines.progress import Cancelled, CancelToken, Progress, no_progress, sub_progress
+from studio.console import default_is
 from studio.models import weights_note
 from studio.workspace import write_new_run
 
@@ -64,8 +65,8 @@ class ReconstructOptions:
     preset: str | None = None
     """architecture preset (official-540p, tiny, ...); with no --weights its shipped
     weights are used if present."""
-    views: int | None = None
-    """number of input views (default: the model's, 32 for Long-LRM)."""
+    views: Annotated[int | None, default_is("the model's, 32 for Long-LRM")] = None
+    """number of input views."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:1, ..."""
     seed: int = 0
@@ -74,9 +75,8 @@ class ReconstructOptions:
     """drop Gaussians below this opacity when writing (the official PLY uses 0.001)."""
     stream: bool = False
     """feed the views in frame order chunk by chunk (ttt-lrm) and print each chunk's timing."""
-    chunk_views: int | None = None
-    """views per chunk with --stream (default: the model's update interval, 4 for
-    official-ar)."""
+    chunk_views: Annotated[int | None, default_is("the model's update interval, 4 for official-ar")] = None
+    """views per chunk with --stream."""
     preview: Literal["merge", "full", "none"] = "merge"
     """with --stream, what is decoded after each chunk: merge (the new chunk's views,
     constant time), full (every view so far) or none."""

@@ -21,11 +21,13 @@ from typing import Annotated, Literal
 
 import tyro
 
+from studio.console import default_is
+
 log = logging.getLogger(__name__)
 
 
 def main(
-    recipe: str | None = None,
+    recipe: Annotated[str | None, default_is("the recipe of --model / --preset")] = None,
     out: Path = Path("train-runs/run"),
     model: str | None = None,
     preset: str | None = None,
@@ -55,7 +57,6 @@ def main(
     Args:
         recipe: a named recipe (long-lrm, long-lrm-tiny, long-lrm-tiny-demo, ttt-lrm, ttt-lrm-tiny,
             geolrm-proposal, geolrm, geolrm-tiny, geolrm-tiny-demo-proposal, geolrm-tiny-demo).
-            Default: the recipe of --model / --preset.
         out: run folder: checkpoints/, log.jsonl, config.json (resumed when it has checkpoints).
         model: a model with a trainer adapter: long-lrm, ttt-lrm or geolrm.
         preset: the model's architecture preset.
@@ -151,11 +152,13 @@ def evaluate(
     preset: str | None = None,
     weights: Path | None = None,
     procedural: int = 16,
-    stream: str | None = None,
+    stream: Annotated[
+        str | None, default_is("the model's domain: geolrm-tiny objects for GeoLRM, demo-tiny rooms else")
+    ] = None,
     seed: int = 1_000_000,
     demo: bool = False,
     capture: list[Path] | None = None,
-    views: int | None = None,
+    views: Annotated[int | None, default_is("the model's")] = None,
     device: str = "auto",
     json_out: Annotated[Path | None, tyro.conf.arg(name="json")] = None,
 ) -> int:
@@ -168,12 +171,11 @@ def evaluate(
             when no --weights).
         weights: a safetensors weights file.
         procedural: held-out procedural scenes (0: none).
-        stream: synth stream preset of the procedural scenes (default: the model's domain,
-            geolrm-tiny objects for GeoLRM, demo-tiny rooms for the others).
+        stream: synth stream preset of the procedural scenes.
         seed: stream seed of the held-out scenes (training uses other seeds).
         demo: also the bundled demo capture (assets/demo: demo.mp4 + gt_cameras.json).
         capture: capture folders (cameras.json with a test split) to evaluate on.
-        views: input views per capture (default: the model's).
+        views: input views per capture.
         device: auto, cpu, cuda.
         json_out: write every number (per scene too) to this JSON file.
     """

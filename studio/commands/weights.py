@@ -16,6 +16,7 @@ import tyro
 
 from pipelines.models.base import MODELS
 from pipelines.models.checkpoints import WeightsError, save_weights
+from studio.console import default_is
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def main(
     model: Annotated[str, tyro.conf.Positional, tyro.conf.arg(metavar="MODEL")],
     checkpoint: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="CHECKPOINT")],
     out: Path,
-    preset: str | None = None,
+    preset: Annotated[str | None, default_is("the model's official one")] = None,
 ) -> int:
     """Convert an official checkpoint (read with torch.load(weights_only=True), never executing
     pickled code) into a safetensors file that `lrm-studio reconstruct --weights` loads.
@@ -51,7 +52,7 @@ def main(
         model: registered model name, e.g. long-lrm.
         checkpoint: the official .pt / .ckpt file.
         out: destination .safetensors file (written atomically).
-        preset: architecture preset to check against (default: the model's official one).
+        preset: architecture preset to check against.
     """
     from studio.console import console, setup_logging
 
