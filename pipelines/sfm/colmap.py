@@ -14,7 +14,7 @@ read while pycolmap writes it: it is in WAL mode, and a second SQLite library in
 (Python's sqlite3) breaks its locking (observed: SIGBUS inside pycolmap).
 
 Layout written under ``work_dir``: ``database.db`` and ``sparse/`` (the largest model, binary,
-with the distorted OPENCV camera). Other, smaller models are discarded and their images listed as
+with the distorted shared camera). Other, smaller models are discarded and their images listed as
 unregistered.
 
 Examples:

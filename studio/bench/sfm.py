@@ -33,6 +33,7 @@ def main(
     max_side: int = 640,
     matcher: Literal["auto", "sequential", "exhaustive"] = "auto",
     mapper: Literal["incremental", "global"] = "incremental",
+    camera_model: str = "RADIAL",
     threads: int = -1,
     repeats: int = 1,
     json: Path | None = None,
@@ -45,6 +46,7 @@ def main(
         max_side: Longest image side in pixels.
         matcher: auto is sequential for a video.
         mapper: incremental or global.
+        camera_model: COLMAP model of the shared camera (RADIAL, SIMPLE_RADIAL, OPENCV, ...).
         threads: pycolmap threads (-1: all cores).
         repeats: Whole-pipeline runs; each stage's median, min and max are reported.
         json: Write the results here.
@@ -69,7 +71,7 @@ def main(
     gt_index, gt_cams, _ = read_gt_cameras(gt_path)
     row_of = {f: i for i, f in enumerate(gt_index)}
     ingest = IngestConfig(max_frames=frames, max_side=max_side)
-    sfm = SfMConfig(matcher=matcher, mapper=mapper, num_threads=threads)
+    sfm = SfMConfig(matcher=matcher, mapper=mapper, camera_model=camera_model, num_threads=threads)
     runs = []
     for r in range(repeats):
         with tempfile.TemporaryDirectory() as ws:

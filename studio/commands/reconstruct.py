@@ -170,6 +170,11 @@ def reconstruct(
 def checked_output(g: Gaussians, model: str) -> Gaussians:
     """A model's Gaussians without those holding NaN or infinite values (logged); InputError
     when none is left, which means the weights are broken or do not suit the model."""
+    if g.num == 0:
+        raise InputError(
+            f"{model} produced no Gaussians on this capture: it may not suit the model (GeoLRM needs one "
+            "object seen from around it); the log says what the model found"
+        )
     finite = g.finite()
     if finite.num == 0:
         raise InputError(
