@@ -115,6 +115,34 @@ def test_refine_a_noisy_run_ends_better_than_it_started(scene, tmp_path):
     assert end > start + 2.0, f"refined {end:.2f} dB vs init {start:.2f} dB"
 
 
+def test_a_refined_run_densifies_keeps_its_bands_and_is_not_reset(scene, tmp_path):
+    """The probe: refining a feed-forward run kept exactly its Gaussian count (it started at the
+    cap), rendered it without its SH bands until the schedule reached them, and reset its
+    opacities. A run larger than the cap now starts at REFINE_FILL of it and grows."""
+    from studio.commands.optimize import REFINE_FILL, refine_config
+
+    capture, gt, seed = scene
+    gen = torch.Generator().manual_seed(seed + 2)
+    big = type(gt).cat([gt.clone() for _ in range(6)])  # more than the cap below: pixel-aligned
+    big.means += 0.02 * torch.randn(big.means.shape, generator=gen)
+    run = new_run_dir(capture.root, "long-lrm")
+    write_run(run, big, {"method": "long-lrm", "params": {"background": [1.0, 1.0, 1.0]}, "timings": {}})
+    cap = gt.num * 2
+    base = small_config(200, densify=replace(small_config(1).densify, cap_max=cap, reset_every=150))
+    cfg = refine_config(base, Run.load(run))
+    assert cfg.sh_degree_start == gt.sh_degree and cfg.background == (1.0, 1.0, 1.0)
+    assert cfg.densify.reset_every > max(cfg.steps, cfg.densify.refine_stop_iter)  # never fires
+    counts = []
+    out = optimize(
+        capture.root, init=run.name, config=base, device="cpu",
+        on_update=lambda u: counts.append(u.num_gaussians),
+    )  # fmt: skip
+    info = Run.load(out).info
+    assert info["params"]["init_gaussians"] == int(REFINE_FILL * cap)
+    assert max(counts) > int(REFINE_FILL * cap), counts  # densification added Gaussians
+    assert info["params"]["config"]["sh_degree_start"] == gt.sh_degree
+
+
 def test_resume_after_a_crash_reproduces_the_uninterrupted_run(scene, tmp_path):
     """Densification (splits draw random numbers), SH raises and the view order all cross the
     checkpoint; the resumed run's Gaussians equal the uninterrupted run's bit for bit."""

@@ -131,6 +131,8 @@ def test_means_lr_matches_torch_exponential_lr(gen):
 def test_sh_schedule_and_view_order(seed):
     sh = ShDegreeSchedule(interval=1000, max_degree=3)
     assert [sh.degree(s) for s in (0, 999, 1000, 2999, 3000, 29_999)] == [0, 0, 1, 2, 3, 3]
+    refined = ShDegreeSchedule(interval=1000, max_degree=3, start=2)  # a run with 2 bands trained
+    assert [refined.degree(s) for s in (0, 999, 2999, 3000)] == [2, 2, 2, 3]
     order = ViewOrder(num_views=7, seed=seed)
     state = order.init_state()
     seen = []

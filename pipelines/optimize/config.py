@@ -94,7 +94,8 @@ class OptimizeConfig:
     downscale: float = 1.0  # images (and intrinsics) are shrunk by this factor per side
     max_side: int | None = None  # ... and further so that the longer side is at most this (None: no limit)
     sh_degree: int = 3
-    sh_degree_interval: int = 1000  # SH degree in use = min(step // interval, sh_degree)
+    sh_degree_interval: int = 1000  # SH degree in use = min(max(step // interval, start), sh_degree)
+    sh_degree_start: int = 0  # ... from step 0: a refined run's own degree (its bands are trained)
     ssim_lambda: float = 0.2  # loss = (1 - l) L1 + l (1 - SSIM)
     init_opacity: float = 0.1  # SfM init (the strategy "mcmc" uses MCMCConfig.init_opacity)
     init_scale: float = 1.0  # SfM init: log-scale = log(init_scale * mean 3-NN distance)

@@ -31,11 +31,15 @@ import torch
 
 @dataclass(frozen=True)
 class ShDegreeSchedule:
+    """SH degree in use at a step: one more band every ``interval`` steps up to ``max_degree``,
+    from ``start`` on (a refined run starts with the bands its Gaussians already have)."""
+
     interval: int = 1000
     max_degree: int = 3
+    start: int = 0
 
     def degree(self, step: int) -> int:
-        return min(step // self.interval, self.max_degree)
+        return min(max(step // self.interval, self.start), self.max_degree)
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,9 @@ class Trainer:
         self.lpips = lpips
         self.scene_scale = float(scene_scale) if scene_scale is not None else _scene_scale(data)
         self.strategy = make_strategy(config, self.device)
-        self.sh_schedule = ShDegreeSchedule(config.sh_degree_interval, config.sh_degree)
+        self.sh_schedule = ShDegreeSchedule(
+            config.sh_degree_interval, config.sh_degree, start=config.sh_degree_start
+        )
         self.means_lr = ExponentialDecay(
             config.lr.means * self.scene_scale, config.lr.means_final_ratio, config.steps
         )
