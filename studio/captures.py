@@ -20,6 +20,7 @@ from pipelines.capture.ingest import IngestConfig
 from pipelines.errors import InputError
 from pipelines.progress import CancelToken, Progress, no_progress
 from pipelines.sfm.config import SfMConfig
+from pipelines.sfm.exports import ImageMode
 
 _GENERIC = {"sparse", "0", "colmap", "images", "distorted", "nerfstudio", ""}
 
@@ -94,12 +95,21 @@ def import_to_workspace(
     )
 
 
-def export_from_workspace(capture: str | os.PathLike, fmt: str, out: str | os.PathLike | None = None) -> Path:
-    """Write the capture's cameras as nerfstudio transforms.json or Long-LRM opencv_cameras.json."""
+def export_from_workspace(
+    capture: str | os.PathLike,
+    fmt: str,
+    out: str | os.PathLike | None = None,
+    *,
+    images: ImageMode = "reference",
+) -> Path:
+    """Write the capture's cameras as nerfstudio transforms.json (with the capture's train/test
+    split) or Long-LRM opencv_cameras.json; returns the file. ``images``: "reference" (paths
+    into the capture), "copy" or "link" (the images beside the file: a folder that moves as a
+    whole; see :mod:`pipelines.sfm.exports`)."""
     from pipelines.sfm.exports import export_capture
 
     try:
         cap = Capture.load(capture)
     except FileNotFoundError as e:
         raise InputError(str(e)) from e
-    return export_capture(cap, fmt, out)  # type: ignore[arg-type]
+    return export_capture(cap, fmt, out, images=images)  # type: ignore[arg-type]

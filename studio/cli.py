@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sfm": ("studio.commands.capture:sfm", "a capture from a video or photos (pycolmap SfM)"),
     "import": ("studio.commands.capture:import_capture", "a capture from COLMAP, nerfstudio or Long-LRM"),
     "export": ("studio.commands.capture:export", "a capture's cameras for nerfstudio or Long-LRM"),
+    "export-run": ("studio.commands.export_run:main", "a run's Gaussians as .ply, .splat or .spz"),
     "bench synth": ("studio.bench.synth:main", "procedural-scene ray caster: views per second, CPU and GPU"),
     "synth": (
         "studio.commands.synth:main",

@@ -70,8 +70,9 @@ def write_new_run(capture_root: str | os.PathLike, method: str, gaussians: Gauss
 
 
 def write_run(run_dir: str | os.PathLike, gaussians: Gaussians, info: dict) -> None:
-    """Write gaussians.ply, then run.json (which marks the run complete). ``info`` follows the
-    run.json contract: method, params, weights, timings, num_gaussians, device, metrics."""
+    """Write gaussians.ply (the full INRIA layout, SH degree 3 zero-padded, so other tools open
+    it as it is), then run.json (which marks the run complete). ``info`` follows the run.json
+    contract: method, params, weights, timings, num_gaussians, device, metrics."""
     run_dir = Path(run_dir)
     write_ply(run_dir / GAUSSIANS_PLY, gaussians)
     info = {"num_gaussians": gaussians.num, **info}

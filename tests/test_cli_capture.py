@@ -45,6 +45,10 @@ def test_import_and_export_commands(tmp_path, gen, capsys):
     assert len(d["frames"]) == 4 and (tmp_path / "out" / d["frames"][0]["file_path"]).is_file()
     assert _run(["export", cap_dir]) == 0  # nerfstudio, into the capture folder
     assert (cap_dir / "transforms.json").is_file() and (cap_dir / "sparse_pc.ply").is_file()
+    assert _run(["export", cap_dir, "--out", tmp_path / "ds", "--images", "link"]) == 0
+    d = json.loads((tmp_path / "ds" / "transforms.json").read_text())
+    assert all((tmp_path / "ds" / f["file_path"]).is_file() for f in d["frames"])
+    assert d["test_filenames"] == [d["frames"][0]["file_path"]]  # every 8th frame, from the first
     assert _run(["import", tmp_path / "nothing", "--workspace", tmp_path / "ws"]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert _run(["export", tmp_path / "nothing"]) == 1

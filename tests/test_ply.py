@@ -3,27 +3,85 @@ import pytest
 import torch
 from plyfile import PlyData, PlyElement
 
-from pipelines.gaussians import Gaussians, read_ply, read_points_ply, write_ply, write_points_ply
-from pipelines.gaussians.ply import splat_bytes
+from pipelines.gaussians import Gaussians, read_ply, read_points_ply, render, write_ply, write_points_ply
+from pipelines.gaussians.ply import ply_bytes
+from pipelines.gaussians.sh import num_sh_bases
+from tests.render_scenes import random_cameras, random_gaussians
+
+
+def _header(path):
+    """(header text, property names in file order, bytes after the header)."""
+    raw = path.read_bytes()
+    head, body = raw.split(b"end_header\n", 1)
+    props = [line.split()[-1] for line in head.decode().splitlines() if line.startswith("property")]
+    return head.decode(), props, len(body)
 
 
 @pytest.mark.parametrize("degree", [0, 1, 2, 3])
-def test_round_trip_is_bit_exact(tmp_path, gen, degree):
+def test_round_trip_is_bit_exact_in_both_layouts(tmp_path, gen, degree):
+    """Full layout: degree 3 on disk, the Gaussians' bands bit for bit and zeros above; compact:
+    the Gaussians' own degree, and a padded file made compact again gives that degree back."""
     g = Gaussians.random(257, sh_degree=degree, generator=gen)
-    write_ply(tmp_path / "g.ply", g)
-    h = read_ply(tmp_path / "g.ply")
+    write_ply(tmp_path / "full.ply", g)
+    write_ply(tmp_path / "compact.ply", g, compact=True)
+    full, compact = read_ply(tmp_path / "full.ply"), read_ply(tmp_path / "compact.ply")
+    assert full.sh_degree == 3 and compact.sh_degree == degree
     for k, v in g.tensors().items():
-        assert torch.equal(getattr(h, k), v), k
+        if k != "sh":
+            assert torch.equal(getattr(full, k), v) and torch.equal(getattr(compact, k), v), k
+    k = num_sh_bases(degree)
+    assert torch.equal(compact.sh, g.sh) and torch.equal(full.sh[:, :k], g.sh)
+    assert not full.sh[:, k:].any(), "padding must be zeros"
+    write_ply(tmp_path / "again.ply", full, compact=True)
+    assert torch.equal(read_ply(tmp_path / "again.ply").sh, g.sh)
+    assert ply_bytes(g) == (tmp_path / "full.ply").read_bytes()  # the download is the file
 
 
-def test_standard_layout_header(tmp_path, gen):
-    write_ply(tmp_path / "g.ply", Gaussians.random(3, sh_degree=3, generator=gen))
-    head = (tmp_path / "g.ply").read_bytes()[:2000].split(b"end_header")[0].decode()
-    assert "format binary_little_endian 1.0" in head
-    props = [line.split()[-1] for line in head.splitlines() if line.startswith("property")]
+@pytest.mark.parametrize("degree", [0, 3])
+def test_standard_layout_header_for_every_degree(tmp_path, gen, degree):
+    """The INRIA order with all 45 f_rest, whatever the degree: 62 float32 = 248 bytes each."""
+    n = 5
+    write_ply(tmp_path / "g.ply", Gaussians.random(n, sh_degree=degree, generator=gen))
+    head, props, body = _header(tmp_path / "g.ply")
+    assert "format binary_little_endian 1.0" in head and f"element vertex {n}" in head
     assert props[:9] == ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
     assert props[9:54] == [f"f_rest_{i}" for i in range(45)]
     assert props[54:] == ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
+    assert body == 248 * n
+
+
+def test_compact_keeps_the_bands_in_use(tmp_path, gen):
+    """compact writes up to the highest band with a nonzero coefficient: a degree-3 set whose
+    bands 2 and 3 are zero is degree 1 (17 + 9 properties); one nonzero in band 3 keeps 3."""
+    g = Gaussians.random(40, sh_degree=3, generator=gen)
+    g.sh[:, 4:] = 0
+    assert g.sh_degree_used() == 1
+    write_ply(tmp_path / "g.ply", g, compact=True)
+    _, props, body = _header(tmp_path / "g.ply")
+    assert len(props) == 17 + 9 and body == 4 * 26 * 40
+    g.sh[int(torch.randint(40, (1,), generator=gen)), 15, 2] = 1e-30  # the last basis function, blue
+    assert g.sh_degree_used() == 3
+    g.sh[:, 1:] = 0
+    assert g.sh_degree_used() == 0 and Gaussians.random(0, sh_degree=2).sh_degree_used() == 0
+
+
+@pytest.mark.parametrize("degree", [0, 1])
+def test_padding_does_not_change_renders(tmp_path, gen, degree):
+    """A degree-0 (GeoLRM-like) and a degree-1 set render the same on the CPU before and after the
+    full-layout round trip: zero bands contribute nothing, and the kept bands stay in their place
+    (the degree-1 colours are view-dependent, so a misplaced coefficient would show)."""
+    g = random_gaussians(gen, 150, sh_degree=degree)
+    cams = random_cameras(gen, 2, 40, 32)
+    write_ply(tmp_path / "g.ply", g)
+    h = read_ply(tmp_path / "g.ply")
+    assert h.sh_degree == 3
+    bg = torch.rand(3, generator=gen)
+    a, b = render(g, cams, background=bg, backend="torch"), render(h, cams, background=bg, backend="torch")
+    torch.testing.assert_close(b.rgb, a.rgb, atol=1e-6, rtol=0)
+    torch.testing.assert_close(b.alpha, a.alpha, atol=1e-6, rtol=0)  # float32 summation order
+    if degree:  # the test sees SH: dropping the bands changes the image
+        dc_only = render(g.with_sh_degree(0), cams, background=bg, backend="torch")
+        assert (dc_only.rgb - a.rgb).abs().max() > 0.02
 
 
 def test_alphabetical_properties_are_read_by_name(tmp_path, gen):
@@ -62,18 +120,3 @@ def test_points_ply_round_trip(tmp_path, gen):
     write_points_ply(tmp_path / "p.ply", xyz, rgb)
     x2, c2 = read_points_ply(tmp_path / "p.ply")
     assert np.array_equal(x2, xyz.astype(np.float32)) and np.array_equal(c2, rgb)
-
-
-def test_splat_layout(gen):
-    g = Gaussians.random(10, sh_degree=1, generator=gen)
-    raw = splat_bytes(g)
-    assert len(raw) == 32 * 10
-    rec = np.frombuffer(raw, dtype=[("pos", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
-    vol = rec["scale"].astype(np.float64).prod(-1)
-    weight = vol * rec["rgba"][:, 3]
-    # sorted by volume x opacity, descending (up to the u8 rounding of alpha: 0.5 per record)
-    assert np.all(np.diff(weight) <= 0.5 * (vol[1:] + vol[:-1]) + 1e-6 * weight.max())
-    # every Gaussian is present: positions match up to order
-    assert np.allclose(np.sort(rec["pos"][:, 0]), np.sort(g.means[:, 0].numpy()))
-    q = (rec["rot"].astype(np.float64) - 128) / 128
-    assert np.allclose(np.linalg.norm(q, axis=1), 1, atol=0.02)

@@ -2,8 +2,12 @@
 against cameras and images built here independently: hand-written COLMAP text files, explicit
 convention formulas, and an analytic image pattern seen through distortion models written here."""
 
+import errno
 import json
 import math
+import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pycolmap
@@ -256,6 +260,66 @@ def test_nerfstudio_distortion_applied_transform_and_points(tmp_path, gen, k3):
     assert_cameras(cap, [p[2] for p in poses])  # applied_transform undone: the original world
     np.testing.assert_allclose(cap.load_points()[0], xyz, atol=1e-5)
     _check_undistorted(cap)
+
+
+def test_nerfstudio_export_keeps_the_split_and_moves_with_its_images(tmp_path, gen):
+    """export -> import gives the same cameras and split (a random one, not the every-8th
+    default); with copied images the folder imports from anywhere after a move; nerfstudio's
+    split keys hold the frames' file_path strings."""
+    poses, _, _ = make_colmap_scene(tmp_path, gen, n=10)
+    cap = import_capture(tmp_path / "scene", tmp_path / "ws" / "cap")
+    splits = ["test" if t else "train" for t in (torch.rand(10, generator=gen) < 0.4).tolist()]
+    splits[0], splits[1] = "train", "test"  # not the default's first frame
+    cap.splits = splits
+    cap.save()
+    out = export_capture(Capture.load(cap.root), "nerfstudio", tmp_path / "ds", images="copy")
+    d = json.loads(out.read_text())
+    paths = [f["file_path"] for f in d["frames"]]
+    assert paths == cap.file_paths  # images/<name>, inside the exported folder
+    assert d["train_filenames"] == [p for p, s in zip(paths, splits, strict=True) if s == "train"]
+    assert (
+        d["test_filenames"]
+        == d["val_filenames"]
+        == [p for p, s in zip(paths, splits, strict=True) if s == "test"]
+    )
+    for p in paths:
+        assert (out.parent / p).read_bytes() == (cap.root / p).read_bytes()
+
+    moved = Path(shutil.move(tmp_path / "ds", tmp_path / "elsewhere" / "ds"))
+    back = import_capture(moved / "transforms.json", tmp_path / "ws" / "back")
+    assert back.splits == splits and back.file_paths == cap.file_paths
+    assert_cameras(back, [p[2] for p in poses])
+    torch.testing.assert_close(back.cameras.K, cap.cameras.K, atol=1e-5, rtol=0)
+
+    # train_filenames alone: the frames it leaves out are held out; unknown names are refused
+    for k in ("val_filenames", "test_filenames"):
+        del d[k]
+    (moved / "train_only.json").write_text(json.dumps(d))
+    assert import_capture(moved / "train_only.json", tmp_path / "ws" / "t").splits == splits
+    d["test_filenames"] = ["images/missing.png"]
+    (moved / "bad.json").write_text(json.dumps(d))
+    with pytest.raises(InputError, match="no frame has"):
+        import_capture(moved / "bad.json", tmp_path / "ws" / "bad")
+
+
+def test_linked_images_fall_back_to_copies_across_devices(tmp_path, gen, monkeypatch):
+    make_colmap_scene(tmp_path, gen, n=3)
+    cap = import_capture(tmp_path / "scene", tmp_path / "ws" / "cap")
+    export_capture(cap, "long-lrm", tmp_path / "linked", images="link")
+    assert all(os.path.samefile(tmp_path / "linked" / p, cap.root / p) for p in cap.file_paths)
+
+    def cross_device(src, dst):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    for _ in range(2):  # the second export replaces the first one's files
+        export_capture(cap, "nerfstudio", tmp_path / "copied", images="link")
+    for p in cap.file_paths:
+        assert not os.path.samefile(tmp_path / "copied" / p, cap.root / p)
+        assert (tmp_path / "copied" / p).read_bytes() == (cap.root / p).read_bytes()
+    assert sorted(q.name for q in (tmp_path / "copied" / "images").iterdir()) == [
+        Path(p).name for p in cap.file_paths
+    ]
 
 
 def test_blender_style_transforms(tmp_path, gen):

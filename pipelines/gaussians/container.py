@@ -34,8 +34,12 @@ class Gaussians:
         n = self.means.shape[0]
         assert self.means.shape == (n, 3), f"means must be [N,3], got {tuple(self.means.shape)}"
         assert self.quats.shape == (n, 4), f"quats must be [N,4], got {tuple(self.quats.shape)}"
-        assert self.log_scales.shape == (n, 3), f"log_scales must be [N,3], got {tuple(self.log_scales.shape)}"
-        assert self.opacity_logits.shape == (n,), f"opacity_logits must be [N], got {tuple(self.opacity_logits.shape)}"
+        assert self.log_scales.shape == (n, 3), (
+            f"log_scales must be [N,3], got {tuple(self.log_scales.shape)}"
+        )
+        assert self.opacity_logits.shape == (n,), (
+            f"opacity_logits must be [N], got {tuple(self.opacity_logits.shape)}"
+        )
         assert self.sh.ndim == 3 and self.sh.shape[0] == n and self.sh.shape[2] == 3, (
             f"sh must be [N,K,3], got {tuple(self.sh.shape)}"
         )
@@ -98,6 +102,14 @@ class Gaussians:
             return replace(self, sh=self.sh[:, :k])
         pad = self.sh.new_zeros(self.num, k - k_now, 3)
         return replace(self, sh=torch.cat([self.sh, pad], dim=1))
+
+    def sh_degree_used(self) -> int:
+        """The lowest degree whose bands hold every nonzero SH coefficient: bands above it are
+        all exactly zero (zero padding, or never trained), so truncating to it changes no
+        colour. ``with_sh_degree(sh_degree_used())`` is the compact form of the same Gaussians."""
+        used = (self.sh != 0).any(dim=(0, 2))  # [K] per basis function
+        used[0] = True  # the DC term is always kept
+        return math.isqrt(int(used.nonzero().max()))  # basis index b belongs to degree isqrt(b)
 
     # ------------------------------------------------------------ activations
     def opacities(self) -> Tensor:
@@ -163,7 +175,9 @@ class Gaussians:
 
     # --------------------------------------------------------------- factories
     @staticmethod
-    def from_points(points: Tensor, rgb: Tensor, *, log_scales: Tensor, opacity: float = 0.1, sh_degree: int = 3) -> Gaussians:
+    def from_points(
+        points: Tensor, rgb: Tensor, *, log_scales: Tensor, opacity: float = 0.1, sh_degree: int = 3
+    ) -> Gaussians:
         """Isotropic Gaussians at points [N, 3] with colours rgb [N, 3] in [0, 1] and the given
         log_scales [N] or [N, 3]; identity rotations, higher SH bands zero."""
         n = points.shape[0]

@@ -1,15 +1,30 @@
-"""PLY (standard 3DGS layout), .splat export, and coloured point-cloud PLY.
+"""PLY files: Gaussians in the standard (INRIA) 3DGS layout, and coloured point clouds.
 
 3DGS PLY: one ``vertex`` element, binary little-endian float32 properties
 ``x y z nx ny nz f_dc_0..2 f_rest_0..M-1 opacity scale_0..2 rot_0..3`` with M = 3 ((d+1)^2 - 1);
 ``f_rest`` is channel-major (all R coefficients, then G, then B); opacity is a logit, scales are
-logs, rot is an unnormalized wxyz quaternion. Files are read by property name, so any property
-order (Brush writes them alphabetically) and any SH degree 0..3 load; ``red/green/blue`` uchar
-colours are accepted in place of ``f_dc``.
+logs, rot is an unnormalized wxyz quaternion; normals are zero. Coordinates are the capture's
+world (COLMAP-style, cameras in OpenCV axes), which splat tools call RDF.
+
+Writing: by default SH degree 3 whatever the Gaussians hold (``f_rest_0..44``, the missing bands
+zero-padded), the layout Inria's viewers, SuperSplat and most tools expect (62 properties,
+248 bytes per Gaussian). ``compact=True`` writes only the bands in use
+(:meth:`Gaussians.sh_degree_used`: a GeoLRM run's degree 0 gives 17 properties, 68 bytes).
+Zero bands add nothing to a colour, so both files render the same.
+
+Reading: by property name, so any property order (Brush writes them alphabetically) and any SH
+degree 0..3 load; ``red/green/blue`` uchar colours are accepted in place of ``f_dc``.
+
+Examples:
+    >>> write_ply("g.ply", g)                 # doctest: +SKIP
+    >>> write_ply("g-small.ply", g, compact=True)  # doctest: +SKIP
+    >>> read_ply("g.ply").sh_degree           # doctest: +SKIP
+    3
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 
@@ -20,28 +35,43 @@ from torch import Tensor
 
 from pipelines.fileio import atomic_path
 from pipelines.gaussians.container import Gaussians
-from pipelines.gaussians.sh import num_sh_bases, rgb_to_sh0, sh0_to_rgb, sh_degree_from_bases
+from pipelines.gaussians.sh import rgb_to_sh0, sh_degree_from_bases
+
+FULL_SH_DEGREE = 3  # what write_ply pads to unless compact
 
 
-def _gaussian_dtype(num_rest: int) -> list[tuple[str, str]]:
+def _gaussian_dtype(num_rest: int) -> np.dtype:
     names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
     names += [f"f_rest_{i}" for i in range(num_rest)]
     names += ["opacity", "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3"]
-    return [(n, "<f4") for n in names]
+    return np.dtype([(n, "<f4") for n in names])
 
 
-def write_ply(path: str | os.PathLike, g: Gaussians) -> None:
-    """Write ``g`` as a standard 3DGS PLY (atomically)."""
+def _ply_data(g: Gaussians, compact: bool) -> PlyData:
+    """The PlyData of ``g`` at SH degree 3 (or, compact, the degree in use)."""
     g = g.detach().to("cpu", torch.float32)
+    g = g.with_sh_degree(g.sh_degree_used() if compact else FULL_SH_DEGREE)
     n, k = g.num, g.sh.shape[1]
-    rest = g.sh[:, 1:].transpose(1, 2).reshape(n, 3 * (k - 1))  # channel-major
+    rest = g.sh[:, 1:].transpose(1, 2).reshape(n, 3 * (k - 1))  # [N, 3*(K-1)] channel-major
     cols = [g.means, torch.zeros(n, 3), g.sh[:, 0], rest, g.opacity_logits[:, None], g.log_scales, g.quats]
-    flat = torch.cat(cols, dim=1).numpy()
-    arr = np.empty(n, dtype=_gaussian_dtype(3 * (k - 1)))
-    for i, name in enumerate(arr.dtype.names):
-        arr[name] = flat[:, i]
+    flat = np.ascontiguousarray(torch.cat(cols, dim=1).numpy(), dtype="<f4")  # [N, 17 + 3*(K-1)]
+    arr = flat.view(_gaussian_dtype(3 * (k - 1))).reshape(n)  # one record per row, no copy
+    return PlyData([PlyElement.describe(arr, "vertex")], byte_order="<")
+
+
+def write_ply(path: str | os.PathLike, g: Gaussians, *, compact: bool = False) -> None:
+    """Write ``g`` as a standard 3DGS PLY (atomically): SH degree 3, zero-padded, unless
+    ``compact`` (the degree in use; see the module doc)."""
+    data = _ply_data(g, compact)
     with atomic_path(path) as tmp:
-        PlyData([PlyElement.describe(arr, "vertex")], byte_order="<").write(str(tmp))
+        data.write(str(tmp))
+
+
+def ply_bytes(g: Gaussians, *, compact: bool = False) -> bytes:
+    """The file :func:`write_ply` writes, in memory (for a browser download)."""
+    buf = io.BytesIO()
+    _ply_data(g, compact).write(buf)
+    return buf.getvalue()
 
 
 def _vertex(path: str | os.PathLike):
@@ -93,32 +123,13 @@ def read_ply(path: str | os.PathLike) -> Gaussians:
     )
 
 
-def splat_bytes(g: Gaussians) -> bytes:
-    """antimatter15 .splat: 32 bytes per Gaussian (pos 3xf32, scale 3xf32 linear, RGBA u8,
-    rotation wxyz u8 as q/|q| * 128 + 128), sorted by exp(sum log-scales) * opacity descending.
-    No SH beyond the DC colour."""
-    g = g.detach().to("cpu", torch.float32)
-    order = torch.argsort(torch.exp(g.log_scales.sum(-1)) * g.opacities(), descending=True)
-    g = g[order]
-    rec = np.zeros(g.num, dtype=[("pos", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
-    rec["pos"] = g.means.numpy()
-    rec["scale"] = g.scales().numpy()
-    rgba = torch.cat([sh0_to_rgb(g.sh[:, 0]), g.opacities()[:, None]], dim=1)
-    rec["rgba"] = (rgba * 255).clamp(0, 255).round().to(torch.uint8).numpy()
-    rec["rot"] = (g.rotations() * 128 + 128).clamp(0, 255).round().to(torch.uint8).numpy()
-    return rec.tobytes()
-
-
-def write_splat(path: str | os.PathLike, g: Gaussians) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(splat_bytes(g))
-
-
 def write_points_ply(path: str | os.PathLike, xyz: Tensor | np.ndarray, rgb: Tensor | np.ndarray) -> None:
     """Coloured point cloud: xyz [P, 3] float, rgb [P, 3] uint8."""
     xyz, rgb = np.asarray(xyz, dtype=np.float32), np.asarray(rgb, dtype=np.uint8)
     assert xyz.ndim == 2 and xyz.shape[1] == 3 and rgb.shape == xyz.shape, (xyz.shape, rgb.shape)
-    arr = np.empty(len(xyz), dtype=[(c, "<f4") for c in "xyz"] + [(c, "u1") for c in ("red", "green", "blue")])
+    arr = np.empty(
+        len(xyz), dtype=[(c, "<f4") for c in "xyz"] + [(c, "u1") for c in ("red", "green", "blue")]
+    )
     for i, c in enumerate("xyz"):
         arr[c] = xyz[:, i]
     for i, c in enumerate(("red", "green", "blue")):
@@ -138,4 +149,4 @@ def read_points_ply(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return xyz, rgb
 
 
-__all__ = ["read_ply", "write_ply", "splat_bytes", "write_splat", "write_points_ply", "read_points_ply", "num_sh_bases"]
+__all__ = ["read_ply", "write_ply", "ply_bytes", "write_points_ply", "read_points_ply", "FULL_SH_DEGREE"]

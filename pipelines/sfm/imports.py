@@ -9,7 +9,10 @@ Conventions (conversions in pipelines/cameras.py):
   ``applied_transform`` [3, 4] (ns-process-data's world change) is undone, so a capture made from
   a COLMAP model and exported again comes back in the COLMAP world. Intrinsics at the top level or
   per frame (``fl_x``/``fl_y``/``cx``/``cy``/``w``/``h`` or ``camera_angle_x``), distortion
-  ``k1..k4, p1, p2`` for ``camera_model`` OPENCV (k4 unsupported) or OPENCV_FISHEYE.
+  ``k1..k4, p1, p2`` for ``camera_model`` OPENCV (k4 unsupported) or OPENCV_FISHEYE. A split
+  given as ``test_filenames`` (else ``val_filenames``, else the frames ``train_filenames``
+  leaves out), entries relative to the file's folder as nerfstudio reads them, is kept: those
+  frames are test frames, all others train frames.
 - Long-LRM: per-frame ``w2c`` in OpenCV axes with ``fx fy cx cy w h``; images are pinhole.
 Intrinsics given for another image size than the file's are scaled to the file.
 
@@ -34,7 +37,7 @@ import numpy as np
 import torch
 
 from pipelines.cameras import Cameras, camera_problem, make_K, points_from_nerfstudio
-from pipelines.capture.folder import Capture
+from pipelines.capture.folder import Capture, Split
 from pipelines.capture.staging import check_destination, staged_folder
 from pipelines.errors import InputError
 from pipelines.fileio import read_json
@@ -234,6 +237,26 @@ def _scaled(camera: Any, width: int, height: int) -> Any:
     return camera
 
 
+def _nerfstudio_splits(d: dict, base: Path, path: Path, file_paths: list[str]) -> list[Split | None]:
+    """Each frame's split (frames named by their ``file_path``) from ``test_filenames`` (else
+    ``val_filenames``; with ``train_filenames`` alone, the frames it leaves out); all None when
+    the file gives no split lists. Every listed name must be a frame, as nerfstudio requires."""
+    lists = {k: d[f"{k}_filenames"] for k in ("train", "val", "test") if f"{k}_filenames" in d}
+    if not lists:
+        return [None] * len(file_paths)
+    keys = [os.path.normpath(base / fp) for fp in file_paths]
+    for k, names in lists.items():
+        if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
+            raise InputError(f"{path.name}: {k}_filenames must be a list of image paths")
+        if unknown := sorted({os.path.normpath(base / x) for x in names} - set(keys)):
+            raise InputError(f"{path.name}: {k}_filenames names images that no frame has: {unknown[:3]}")
+    if "test" in lists or "val" in lists:
+        test = {os.path.normpath(base / x) for x in lists.get("test", lists.get("val"))}
+    else:
+        test = set(keys) - {os.path.normpath(base / x) for x in lists["train"]}
+    return ["test" if key in test else "train" for key in keys]
+
+
 def _nerfstudio_frames(path: Path) -> tuple[list[SourceFrame], tuple[np.ndarray, np.ndarray] | None, dict]:
     d = read_json(path)
     base = path.parent
@@ -246,8 +269,9 @@ def _nerfstudio_frames(path: Path) -> tuple[list[SourceFrame], tuple[np.ndarray,
         src = _resolve_image(base, f["file_path"])
         rows.append((src, f))
     rows.sort(key=lambda r: str(r[0]))
+    splits = _nerfstudio_splits(d, base, path, [f["file_path"] for _, f in rows])
     frames = []
-    for src, f in rows:
+    for (src, f), split in zip(rows, splits, strict=True):
         what = f"{path.name}: {f['file_path']}"
         merged = {**{k: v for k, v in d.items() if k != "frames"}, **f}
         w_img, h_img = _image_size(src)
@@ -264,7 +288,7 @@ def _nerfstudio_frames(path: Path) -> tuple[list[SourceFrame], tuple[np.ndarray,
         c2w = c2w.double().numpy()
         _check_camera(c2w, _K_of(cam), what)
         rel = os.path.relpath(src, base)
-        frames.append(SourceFrame(src, _capture_name(rel), cam, c2w, {"source": f["file_path"]}))
+        frames.append(SourceFrame(src, _capture_name(rel), cam, c2w, {"source": f["file_path"]}, split))
     points = None
     ply = d.get("ply_file_path")
     if ply and (base / ply).is_file():
@@ -283,7 +307,7 @@ def _frames_of(d: Any, path: Path) -> list:
     """The ``frames`` list of a cameras file, or InputError."""
     frames = d.get("frames") if isinstance(d, dict) else None
     if not isinstance(frames, list):
-        raise InputError(f"{path}: no \"frames\" list")
+        raise InputError(f'{path}: no "frames" list')
     return frames
 
 

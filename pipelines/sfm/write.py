@@ -3,8 +3,10 @@
 A source frame is an image file, the (possibly distorted) pycolmap camera that took it, and its
 camera-to-world pose (OpenCV) or None when it has no pose. ``write_capture`` undistorts every
 frame into ``images/``, lists posed frames in ``cameras.json`` (every 8th a test frame) and the
-others under ``unregistered``, and writes the sparse points to ``points.ply``. The caller adds
-``meta`` (capture.json) and saves, inside a staged folder (``pipelines.capture.staging``).
+others under ``unregistered`` (a source may give each frame's split instead, as a
+transforms.json with ``train_filenames`` / ``test_filenames`` does), and writes the sparse
+points to ``points.ply``. The caller adds ``meta`` (capture.json) and saves, inside a staged
+folder (``pipelines.capture.staging``).
 
 Examples:
     >>> cap = write_capture(tmp, frames, points=(xyz, rgb))     # doctest: +SKIP
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 
 from pipelines.cameras import Cameras
-from pipelines.capture.folder import Capture, default_splits
+from pipelines.capture.folder import Capture, Split, default_splits
 from pipelines.errors import InputError
 from pipelines.gaussians.ply import write_points_ply
 from pipelines.progress import CancelToken, Progress, no_progress
@@ -34,13 +36,15 @@ POINTS_PLY = "points.ply"
 class SourceFrame:
     """src: image file; name: its path in the capture (e.g. "images/000001.jpg"); camera: the
     pycolmap.Camera at src's size; c2w: [4, 4] float64 OpenCV camera-to-world, None if unposed;
-    info: extra fields for capture.json's frame list."""
+    info: extra fields for capture.json's frame list; split: the source's own train/test split
+    of this frame, None to use the default (every 8th frame a test frame)."""
 
     src: Path
     name: str
     camera: Any
     c2w: np.ndarray | None
     info: dict = field(default_factory=dict)
+    split: Split | None = None
 
 
 def write_capture(
@@ -77,11 +81,13 @@ def write_capture(
         "unregistered": len(frames) - len(posed),
         "image_size": [w, h],
     }
+    given = [frames[i].split for i in posed]
+    splits = [s or "train" for s in given] if any(given) else default_splits(len(posed))
     return Capture(
         root=root,
         file_paths=[names[i] for i in posed],
         cameras=cams,
-        splits=default_splits(len(posed)),
+        splits=splits,
         unregistered=[f.name for f in frames if f.c2w is None],
         points=point_file,
         meta=meta,

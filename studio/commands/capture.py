@@ -18,6 +18,7 @@ from pipelines.capture.ingest import IngestConfig
 from pipelines.errors import InputError
 from pipelines.progress import Cancelled
 from pipelines.sfm.config import PRESETS, SfMConfig
+from pipelines.sfm.exports import ImageMode
 
 Input = Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="INPUT")]
 _DEFAULT_INGEST = IngestConfig()
@@ -151,19 +152,23 @@ def export(
     capture: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="CAPTURE")],
     format: Annotated[Literal["nerfstudio", "long-lrm"], tyro.conf.arg(name="format")] = "nerfstudio",
     out: Path | None = None,
+    images: ImageMode = "reference",
 ) -> int:
     """Export a capture's cameras as nerfstudio transforms.json or Long-LRM opencv_cameras.json.
 
     Args:
         capture: A capture folder (WORKSPACE/NAME).
-        format: nerfstudio (transforms.json + sparse_pc.ply) or long-lrm (opencv_cameras.json).
-        out: Output file or folder (default: inside the capture folder). Image paths are written
-            relative to it.
+        format: nerfstudio (transforms.json with the train/test split, + sparse_pc.ply) or
+            long-lrm (opencv_cameras.json).
+        out: Output file or folder (default: inside the capture folder).
+        images: reference: image paths point into the capture; copy / link: the images go to
+            images/ beside the file (hard links, copies across devices), so the folder moves as a
+            whole.
     """
     from studio.captures import export_from_workspace
     from studio.console import console
 
     with _cli_errors() as status:
-        path = export_from_workspace(capture, format, out)
+        path = export_from_workspace(capture, format, out, images=images)
         console.print(f"[green]wrote[/green] {path}", highlight=False)
     return status["code"]
