@@ -30,9 +30,9 @@ from torch import Tensor
 from pipelines.paths import (
     CameraPath,
     Keyframe,
+    auto_path,
     from_nerfstudio,
     input_cameras_path,
-    orbit_path,
     pose_at,
     read_camera_path,
     to_nerfstudio,
@@ -57,6 +57,7 @@ VIDEO_CONTENTS: tuple[VideoContent, ...] = ("A|B", "A", "B")
 VIDEO_DEVICES = ("auto", "cpu", "cuda")
 MIN_VIDEO_HEIGHT, MAX_VIDEO_HEIGHT = 32, 2160  # pixels
 DEFAULT_DURATION_S = 6.0
+AUTO_PATH_NAMES = {"orbit": "orbit", "arc": "arc", "walk": "inputs"}  # CaptureShape.kind -> path name
 
 
 def path_name(name: str) -> str:
@@ -200,14 +201,17 @@ class PathEditor:
         self._edit(fn)
 
     def orbit(self, **kw) -> CameraPath:
-        """Replace the path with an orbit around the capture's centre of interest (keyword
-        arguments: :func:`pipelines.paths.orbit_path`), keeping the duration and fps."""
+        """Replace the path with the capture's automatic path (keyword arguments:
+        :func:`pipelines.paths.auto_path`), keeping the duration and fps: a circle ("orbit")
+        for a capture all around, an arc over the captured range ("arc") for a partial one, the
+        input cameras ("inputs") for a walk-through; the path's name says which. It starts at
+        the first camera."""
         capture = self._studio.require_capture()
         pts = capture.load_points()
         old = self.path
         kw = {"duration_s": old.duration_s, "fps": old.fps, **kw}
-        path = orbit_path(capture.cameras, None if pts is None else pts[0], **kw)
-        self.set_path(path, "orbit")
+        path, shape = auto_path(capture.cameras, None if pts is None else pts[0], **kw)
+        self.set_path(path, AUTO_PATH_NAMES[shape.kind])
         return path
 
     def through_inputs(self, **kw) -> CameraPath:

@@ -1,8 +1,17 @@
 """Camera paths: keyframes and timing (:mod:`path`), smooth interpolation (:mod:`interpolate`),
-automatic paths (:mod:`auto`), nerfstudio camera_path.json interchange (:mod:`nerfstudio`) and
-videos rendered along a path (:mod:`video`). Pure computation: nothing here imports viser."""
+automatic paths that follow the captured range (:mod:`auto`), nerfstudio camera_path.json
+interchange (:mod:`nerfstudio`) and videos rendered along a path (:mod:`video`). Pure
+computation: nothing here imports viser."""
 
-from pipelines.paths.auto import center_of_interest, input_cameras_path, orbit_path, world_up
+from pipelines.paths.auto import (
+    CaptureShape,
+    auto_path,
+    capture_shape,
+    center_of_interest,
+    input_cameras_path,
+    orbit_path,
+    world_up,
+)
 from pipelines.paths.interpolate import PathPoses, interpolate, pose_at, sample_cameras
 from pipelines.paths.nerfstudio import (
     from_nerfstudio,
@@ -15,8 +24,11 @@ from pipelines.paths.path import CameraPath, Keyframe, even_size, focal_to_fov, 
 
 __all__ = [
     "CameraPath",
+    "CaptureShape",
     "Keyframe",
     "PathPoses",
+    "auto_path",
+    "capture_shape",
     "center_of_interest",
     "even_size",
     "focal_to_fov",

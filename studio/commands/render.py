@@ -8,7 +8,9 @@ PATH is a camera_path.json: one saved from the studio (CAPTURE/paths/<name>.json
 by nerfstudio's viewer. Paths made in nerfstudio live in its normalized world: give
 ``--dataparser-transforms`` (outputs/.../dataparser_transforms.json) and, when ns-process-data
 made the dataset from the same COLMAP model, ``--transforms-json`` (its applied_transform).
-``--auto orbit`` / ``--auto inputs`` render an automatic path of the run's capture instead.
+``--auto orbit`` / ``--auto inputs`` render an automatic path of the run's capture instead: orbit
+follows the captured range (a circle for a capture all around, an arc otherwise, the input
+cameras for a walk-through).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import tyro
 
 from pipelines.capture.folder import Capture
 from pipelines.fileio import read_json
-from pipelines.paths import CameraPath, input_cameras_path, nerfstudio_world, orbit_path, read_camera_path
+from pipelines.paths import CameraPath, auto_path, input_cameras_path, nerfstudio_world, read_camera_path
 from pipelines.paths.video import Panel, VideoResult, render_video
 from pipelines.progress import Cancelled, CancelToken, Progress, no_progress
 from studio.workspace import Run
@@ -66,8 +68,10 @@ def load_path(
     else:
         pts = capture.load_points()
         points = None if pts is None else pts[0]
-        make = orbit_path if auto == "orbit" else input_cameras_path
-        path = make(capture.cameras, points=points)
+        if auto == "orbit":
+            path, _ = auto_path(capture.cameras, points)
+        else:
+            path = input_cameras_path(capture.cameras, points=points)
     if duration_s is not None:
         path = path.with_duration(duration_s)
     if fps is not None:
