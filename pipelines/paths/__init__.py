@@ -20,7 +20,7 @@ from pipelines.paths.nerfstudio import (
     to_nerfstudio,
     write_camera_path,
 )
-from pipelines.paths.path import CameraPath, Keyframe, even_size, focal_to_fov, fov_to_focal
+from pipelines.paths.path import CameraPath, Keyframe, even_size, focal_to_fov, fov_to_focal, video_size
 
 __all__ = [
     "CameraPath",
@@ -43,5 +43,6 @@ __all__ = [
     "read_camera_path",
     "sample_cameras",
     "to_nerfstudio",
+    "video_size",
     "write_camera_path",
 ]

@@ -34,7 +34,7 @@ from pipelines.cameras import Cameras
 from pipelines.fileio import atomic_path
 from pipelines.gaussians import Gaussians, render
 from pipelines.paths.interpolate import sample_cameras
-from pipelines.paths.path import CameraPath, even_size
+from pipelines.paths.path import CameraPath, video_size
 from pipelines.progress import CancelToken, Progress, check, no_progress
 
 DIVIDER_PX = 2
@@ -232,7 +232,7 @@ def render_video(
     path: CameraPath,
     out: str | os.PathLike,
     *,
-    height: int = 480,
+    height: int | None = None,
     width: int | None = None,
     device: str = "auto",
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),
@@ -241,16 +241,14 @@ def render_video(
     cancel: CancelToken | None = None,
 ) -> VideoResult:
     """Render ``panels`` side by side along ``path`` at its frame times and fps, each panel
-    ``width`` x ``height`` (width default: the path's aspect ratio, both rounded to even), and
+    :func:`~pipelines.paths.path.video_size` (the path's render size unless ``width`` /
+    ``height`` say otherwise; a missing one follows the path's aspect ratio; both even), and
     write the MP4 to ``out`` atomically."""
     if not panels:
         raise ValueError("nothing to render: give at least one result")
     if len(path) == 0:
         raise ValueError("the camera path has no keyframes; add keyframes or use an automatic path")
-    if width is None:
-        width, height = even_size(height, path.aspect)
-    if width % 2 or height % 2:
-        raise ValueError(f"H.264 (yuv420p) needs even sides; asked for {width}x{height}")
+    width, height = video_size(path, width, height)
     device = resolve_device(device)
     cams = sample_cameras(path, width, height)
     timings: dict[str, float] = {}

@@ -1,16 +1,19 @@
-"""``lrm-studio render RUN --path PATH.json --out VIDEO.mp4 [--compare RUN2] [--height 480]``.
+"""``lrm-studio render RUN --path PATH.json --out VIDEO.mp4 [--compare RUN2] [--height H] [--width W]``.
 
 Renders a run's Gaussians along a camera path into an H.264 MP4 on the server (gsplat on CUDA,
 our numba renderer on the CPU), or two runs of the same capture side by side (A | B) with their
 labels, with a progress bar; Ctrl-C cancels and leaves any earlier file at --out untouched.
 
 PATH is a camera_path.json: one saved from the studio (CAPTURE/paths/<name>.json) or one written
-by nerfstudio's viewer. Paths made in nerfstudio live in its normalized world: give
-``--dataparser-transforms`` (outputs/.../dataparser_transforms.json) and, when ns-process-data
-made the dataset from the same COLMAP model, ``--transforms-json`` (its applied_transform).
-``--auto orbit`` / ``--auto inputs`` render an automatic path of the run's capture instead: orbit
-follows the captured range (a circle for a capture all around, an arc otherwise, the input
-cameras for a walk-through).
+by nerfstudio's viewer. Like ``ns-render camera-path``, each run is rendered at the file's
+``render_width`` x ``render_height`` (rounded down to even for H.264) unless ``--height`` /
+``--width`` are given; with only one of them the other keeps the file's aspect ratio. Paths
+made in nerfstudio live in its normalized world: give ``--dataparser-transforms``
+(outputs/.../dataparser_transforms.json) and, when ns-process-data made the dataset from the
+same COLMAP model, ``--transforms-json`` (its applied_transform).
+``--auto orbit`` / ``--auto inputs`` render an automatic path of the run's capture instead (at
+the capture's image size unless told otherwise): orbit follows the captured range (a circle for
+a capture all around, an arc otherwise, the input cameras for a walk-through).
 """
 
 from __future__ import annotations
@@ -85,14 +88,15 @@ def render_runs(
     out: Path,
     *,
     compare: Path | None = None,
-    height: int = 480,
+    height: int | None = None,
     width: int | None = None,
     device: str = "auto",
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),
     progress: Progress = no_progress,
     cancel: CancelToken | None = None,
 ) -> VideoResult:
-    """A video of one run, or of two runs of one capture side by side, along ``path``."""
+    """A video of one run, or of two runs of one capture side by side, along ``path``, each
+    run ``width`` x ``height`` (:func:`pipelines.paths.video_size`: the path's size by default)."""
     a = Run.load(run_dir)
     runs = [a]
     if compare is not None:
@@ -126,7 +130,7 @@ def main(
     path: Path | None = None,
     auto: AutoPath | None = None,
     compare: Path | None = None,
-    height: int = 480,
+    height: int | None = None,
     width: int | None = None,
     device: str = "auto",
     duration: float | None = None,
@@ -135,7 +139,9 @@ def main(
     dataparser_transforms: Path | None = None,
     transforms_json: Path | None = None,
 ) -> int:
-    """Render a run (or two runs side by side) along a camera path into an MP4.
+    """Render a run (or two runs side by side) along a camera path into an MP4, at the path's
+    render_width x render_height as ns-render does; with only one of --height / --width the
+    other follows the path's aspect ratio.
 
     Args:
         run: a run folder (CAPTURE/runs/<run-id>).
@@ -143,8 +149,8 @@ def main(
         path: a camera_path.json (the studio's or nerfstudio's).
         auto: an automatic path of the run's capture instead: orbit or inputs.
         compare: a second run of the same capture, shown on the right (A | B).
-        height: frame height in pixels per run (rounded down to even).
-        width: frame width per run (default: the path's aspect ratio, rounded to even).
+        height: pixels per run, rounded down to even (default: the path's render_height).
+        width: pixels per run, rounded down to even (default: the path's render_width).
         device: auto (CUDA when available), cpu, cuda, cuda:1, ...
         duration: seconds (default: the path's).
         fps: frames per second (default: the path's).
