@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -27,9 +28,11 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
+from pipelines.errors import InputError
 from pipelines.paths import (
     CameraPath,
     Keyframe,
+    PathWorld,
     auto_path,
     from_nerfstudio,
     input_cameras_path,
@@ -58,6 +61,24 @@ VIDEO_DEVICES = ("auto", "cpu", "cuda")
 MIN_VIDEO_HEIGHT, MAX_VIDEO_HEIGHT = 32, 2160  # pixels
 DEFAULT_DURATION_S = 6.0
 AUTO_PATH_NAMES = {"orbit": "orbit", "arc": "arc", "walk": "inputs"}  # CaptureShape.kind -> path name
+
+
+def export_camera_path(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    world: PathWorld = PathWorld(),  # noqa: B008 (frozen)
+) -> tuple[Path, int]:
+    """Read the camera_path.json ``source`` (the capture's world, or the world it records) and
+    write it to ``out`` in the world ``world`` says (recorded in the file). Returns the file
+    and its number of dense frames. Raises InputError for a missing or unreadable file."""
+    target = world.similarity()
+    try:
+        path = read_camera_path(source)
+    except FileNotFoundError as e:
+        raise InputError(f"no camera path {source}") from e
+    except ValueError as e:
+        raise InputError(str(e)) from e
+    return write_camera_path(out, path, world=target), path.num_frames()
 
 
 def path_name(name: str) -> str:

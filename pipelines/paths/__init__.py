@@ -14,9 +14,11 @@ from pipelines.paths.auto import (
 )
 from pipelines.paths.interpolate import PathPoses, interpolate, pose_at, sample_cameras
 from pipelines.paths.nerfstudio import (
+    PathWorld,
     from_nerfstudio,
     nerfstudio_world,
     read_camera_path,
+    recorded_world,
     to_nerfstudio,
     write_camera_path,
 )
@@ -27,6 +29,7 @@ __all__ = [
     "CaptureShape",
     "Keyframe",
     "PathPoses",
+    "PathWorld",
     "auto_path",
     "capture_shape",
     "center_of_interest",
@@ -41,6 +44,7 @@ __all__ = [
     "orbit_path",
     "pose_at",
     "read_camera_path",
+    "recorded_world",
     "sample_cameras",
     "to_nerfstudio",
     "video_size",

@@ -7,10 +7,11 @@ labels, with a progress bar; Ctrl-C cancels and leaves any earlier file at --out
 PATH is a camera_path.json: one saved from the studio (CAPTURE/paths/<name>.json) or one written
 by nerfstudio's viewer. Like ``ns-render camera-path``, each run is rendered at the file's
 ``render_width`` x ``render_height`` (rounded down to even for H.264) unless ``--height`` /
-``--width`` are given; with only one of them the other keeps the file's aspect ratio. Paths
-made in nerfstudio live in its normalized world: give ``--dataparser-transforms``
-(outputs/.../dataparser_transforms.json) and, when ns-process-data made the dataset from the
-same COLMAP model, ``--transforms-json`` (its applied_transform).
+``--width`` are given; with only one of them the other keeps the file's aspect ratio.
+Paths made in nerfstudio live in its world: ``--nerfstudio-world`` (a dataset written by
+``lrm-studio export``) or ``--transforms-json`` (another dataset's), and
+``--dataparser-transforms`` (outputs/.../dataparser_transforms.json) for a trained model's
+normalized world; files written by ``lrm-studio paths export`` say their world themselves.
 ``--auto orbit`` / ``--auto inputs`` render an automatic path of the run's capture instead (at
 the capture's image size unless told otherwise): orbit follows the captured range (a circle for
 a capture all around, an arc otherwise, the input cameras for a walk-through).
@@ -25,8 +26,7 @@ from typing import Annotated, Literal
 import tyro
 
 from pipelines.capture.folder import Capture
-from pipelines.fileio import read_json
-from pipelines.paths import CameraPath, auto_path, input_cameras_path, nerfstudio_world, read_camera_path
+from pipelines.paths import CameraPath, PathWorld, auto_path, input_cameras_path, read_camera_path
 from pipelines.paths.video import Panel, VideoResult, render_video
 from pipelines.progress import Cancelled, CancelToken, Progress, no_progress
 from studio.workspace import Run
@@ -49,25 +49,18 @@ def load_path(
     *,
     path_file: Path | None = None,
     auto: AutoPath | None = None,
-    dataparser_transforms: Path | None = None,
-    transforms_json: Path | None = None,
+    world: PathWorld = PathWorld(),  # noqa: B008 (frozen)
     duration_s: float | None = None,
     fps: float | None = None,
 ) -> CameraPath:
-    """The camera path to render: a file (in nerfstudio's world when its transforms are given)
-    or an automatic path of ``capture``; ``duration_s`` / ``fps`` override the path's."""
+    """The camera path to render: a file (in the world ``world`` says) or an automatic path
+    of ``capture``; ``duration_s`` / ``fps`` override the path's."""
     from dataclasses import replace
 
     if (path_file is None) == (auto is None):
         raise ValueError("give exactly one of --path PATH.json and --auto orbit|inputs")
     if path_file is not None:
-        world = None
-        if dataparser_transforms is not None or transforms_json is not None:
-            applied = (
-                read_json(transforms_json).get("applied_transform") if transforms_json is not None else None
-            )
-            world = nerfstudio_world(dataparser_transforms, applied)
-        path = read_camera_path(path_file, world=world)
+        path = read_camera_path(path_file, world=world.similarity())
     else:
         pts = capture.load_points()
         points = None if pts is None else pts[0]
@@ -136,8 +129,7 @@ def main(
     duration: float | None = None,
     fps: float | None = None,
     background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-    dataparser_transforms: Path | None = None,
-    transforms_json: Path | None = None,
+    world: Annotated[PathWorld, tyro.conf.arg(name="")] = PathWorld(),  # noqa: B008 (frozen)
 ) -> int:
     """Render a run (or two runs side by side) along a camera path into an MP4, at the path's
     render_width x render_height as ns-render does; with only one of --height / --width the
@@ -155,8 +147,8 @@ def main(
         duration: seconds (default: the path's).
         fps: frames per second (default: the path's).
         background: RGB in [0, 1] behind the Gaussians.
-        dataparser_transforms: nerfstudio's dataparser_transforms.json, for paths made in nerfstudio.
-        transforms_json: the nerfstudio dataset's transforms.json (its applied_transform).
+        world: the world of --path (see PathWorld): --nerfstudio-world, --transforms-json,
+            --dataparser-transforms.
     """
     from studio.console import console, ctrl_c_cancels, progress_bar, setup_logging
 
@@ -167,8 +159,7 @@ def main(
             capture,
             path_file=path,
             auto=auto,
-            dataparser_transforms=dataparser_transforms,
-            transforms_json=transforms_json,
+            world=world,
             duration_s=duration,
             fps=fps,
         )
