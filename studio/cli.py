@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench ttt-lrm": ("studio.bench.ttt_lrm:main", "tttLRM time, memory vs views; per-chunk streaming"),
     "reconstruct": ("studio.commands.reconstruct:main", "run a feed-forward model on a capture"),
     "render": ("studio.commands.render:main", "runs along a camera path into an MP4 (A | B side by side)"),
+    "paths export": (
+        "studio.commands.paths:export",
+        "a camera path as camera_path.json, in nerfstudio's world for an exported dataset",
+    ),
     "weights import": ("studio.commands.weights:main", "convert an official checkpoint to safetensors"),
     "optimize": (
         "studio.commands.optimize:main",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -27,12 +28,14 @@ from typing import TYPE_CHECKING, Literal
 import torch
 from torch import Tensor
 
+from pipelines.errors import InputError
 from pipelines.paths import (
     CameraPath,
     Keyframe,
+    PathWorld,
+    auto_path,
     from_nerfstudio,
     input_cameras_path,
-    orbit_path,
     pose_at,
     read_camera_path,
     to_nerfstudio,
@@ -57,6 +60,25 @@ VIDEO_CONTENTS: tuple[VideoContent, ...] = ("A|B", "A", "B")
 VIDEO_DEVICES = ("auto", "cpu", "cuda")
 MIN_VIDEO_HEIGHT, MAX_VIDEO_HEIGHT = 32, 2160  # pixels
 DEFAULT_DURATION_S = 6.0
+AUTO_PATH_NAMES = {"orbit": "orbit", "arc": "arc", "walk": "inputs"}  # CaptureShape.kind -> path name
+
+
+def export_camera_path(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    world: PathWorld = PathWorld(),  # noqa: B008 (frozen)
+) -> tuple[Path, int]:
+    """Read the camera_path.json ``source`` (the capture's world, or the world it records) and
+    write it to ``out`` in the world ``world`` says (recorded in the file). Returns the file
+    and its number of dense frames. Raises InputError for a missing or unreadable file."""
+    target = world.similarity()
+    try:
+        path = read_camera_path(source)
+    except FileNotFoundError as e:
+        raise InputError(f"no camera path {source}") from e
+    except ValueError as e:
+        raise InputError(str(e)) from e
+    return write_camera_path(out, path, world=target), path.num_frames()
 
 
 def path_name(name: str) -> str:
@@ -200,14 +222,17 @@ class PathEditor:
         self._edit(fn)
 
     def orbit(self, **kw) -> CameraPath:
-        """Replace the path with an orbit around the capture's centre of interest (keyword
-        arguments: :func:`pipelines.paths.orbit_path`), keeping the duration and fps."""
+        """Replace the path with the capture's automatic path (keyword arguments:
+        :func:`pipelines.paths.auto_path`), keeping the duration and fps: a circle ("orbit")
+        for a capture all around, an arc over the captured range ("arc") for a partial one, the
+        input cameras ("inputs") for a walk-through; the path's name says which. It starts at
+        the first camera."""
         capture = self._studio.require_capture()
         pts = capture.load_points()
         old = self.path
         kw = {"duration_s": old.duration_s, "fps": old.fps, **kw}
-        path = orbit_path(capture.cameras, None if pts is None else pts[0], **kw)
-        self.set_path(path, "orbit")
+        path, shape = auto_path(capture.cameras, None if pts is None else pts[0], **kw)
+        self.set_path(path, AUTO_PATH_NAMES[shape.kind])
         return path
 
     def through_inputs(self, **kw) -> CameraPath:

@@ -34,10 +34,11 @@ def make_capture(
     height: int = 48,
     points: int = 200,
     unregistered: int = 0,
+    cameras: Cameras | None = None,
 ) -> Capture:
     """A capture folder with n random-colour PNG frames (each a distinct flat colour plus noise),
-    cameras on a circle, ``points`` random sparse points and ``unregistered`` extra frames that
-    SfM "could not place"."""
+    cameras on a circle (or ``cameras``, n of width x height), ``points`` random sparse points
+    and ``unregistered`` extra frames that SfM "could not place"."""
     root = Path(root)
     (root / "images").mkdir(parents=True, exist_ok=True)
     file_paths = []
@@ -56,7 +57,7 @@ def make_capture(
     cap = Capture(
         root=root,
         file_paths=file_paths[:n],
-        cameras=circle_cameras(n, width=width, height=height),
+        cameras=circle_cameras(n, width=width, height=height) if cameras is None else cameras,
         splits=default_splits(n),
         unregistered=file_paths[n:],
         points=points_rel,

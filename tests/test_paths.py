@@ -224,14 +224,15 @@ def test_edits(gen):
     assert looped.loop and len(looped.keyframe_times()) == 4
 
 
-def ring_rig(gen, n: int = 10, noise: float = 0.0):
-    """Cameras on a horizontal circle (radius r, height h above a centre c) looking at c, the
-    whole rig rotated so world up is a random direction; returns cams, c, up, r, h."""
+def ring_rig(gen, n: int = 10, noise: float = 0.0, span: float = 1.5 * math.pi):
+    """Cameras on a horizontal circle (radius r, height h above a centre c) over ``span``
+    radians looking at c, the whole rig rotated so world up is a random direction; returns
+    cams, c, up, r, h."""
     Rw = random_rotations(1, gen, torch.float64)[0]
     c = torch.randn(3, generator=gen, dtype=torch.float64)
     r = 1.5 + float(torch.rand(1, generator=gen)) * 2
     h = float(torch.rand(1, generator=gen)) - 0.3
-    a = torch.linspace(0, 1.5 * math.pi, n, dtype=torch.float64) + float(torch.rand(1, generator=gen))
+    a = torch.linspace(0, span, n, dtype=torch.float64) + float(torch.rand(1, generator=gen))
     local = torch.stack([r * torch.cos(a), r * torch.sin(a), torch.full_like(a, h)], 1)
     eye = local @ Rw.T + c
     up = Rw[:, 2]
@@ -243,7 +244,7 @@ def ring_rig(gen, n: int = 10, noise: float = 0.0):
 
 
 def test_orbit_circles_the_centre_of_interest(gen):
-    cams, c, up, r, h = ring_rig(gen)
+    cams, c, up, r, h = ring_rig(gen, span=2 * math.pi * 9 / 10)  # all around
     torch.testing.assert_close(center_of_interest(cams), c, atol=1e-4, rtol=0)
     torch.testing.assert_close(world_up(cams), up, atol=1e-5, rtol=0)
     path = orbit_path(cams, n_keyframes=12, duration_s=6.0, fps=20)
@@ -312,6 +313,13 @@ def test_input_camera_path_follows_the_capture(gen):
 
     assert roughness(smooth) < 0.3 * roughness(raw)
     assert off_line(smooth) < 0.7 * off_line(raw)
+    # Smoothing keeps the ends where the cameras are (the path starts at the first camera) and
+    # leaves motion at constant velocity unchanged, ends included.
+    smooth_path = input_cameras_path(shaky, smooth_frames=2.0, max_keyframes=100)
+    torch.testing.assert_close(smooth_path.c2ws()[0], shaky.c2w[0].double(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(smooth_path.c2ws()[-1], shaky.c2w[-1].double(), atol=1e-6, rtol=0)
+    steady = input_cameras_path(dolly, smooth_frames=2.0, max_keyframes=100).c2ws()
+    torch.testing.assert_close(steady, dolly.c2w.double(), atol=1e-5, rtol=0)
 
 
 def test_sampled_cameras_aim_at_the_point_the_keyframe_looks_at(gen):

@@ -11,7 +11,16 @@ import torch
 from pipelines.cameras import Cameras
 from pipelines.gaussians import Gaussians
 from pipelines.paths import CameraPath, Keyframe, even_size
-from pipelines.paths.video import DIVIDER_RGB, Panel, compose, render_video, write_mp4
+from pipelines.paths.video import (
+    DIVIDER_PX,
+    DIVIDER_RGB,
+    MIN_LABEL_PX,
+    Panel,
+    compose,
+    fit_label,
+    render_video,
+    write_mp4,
+)
 from pipelines.progress import Cancelled, CancelToken
 from pipelines.transforms import random_rotations
 
@@ -83,7 +92,11 @@ def test_mp4_has_the_expected_frame_count_size_and_fps(gen, tmp_path):
     out = tmp_path / "ab.mp4"
     reports: list[tuple[float, str]] = []
     res = render_video(
-        [Panel(g, "A: long-lrm"), Panel(g.clone(), "B: 3dgs")], path, out, height=height, device="cpu",
+        [Panel(g, "A: long-lrm"), Panel(g.clone(), "B: 3dgs")],
+        path,
+        out,
+        height=height,
+        device="cpu",
         progress=lambda f, m: reports.append((f, m)),
     )
     w, h = even_size(height, 16 / 9)
@@ -117,6 +130,46 @@ def test_compose_draws_labels_in_their_corner_and_a_divider(gen):
     unlabelled = compose([p.copy() for p in panels], ["", ""])
     only_divider = np.abs(unlabelled.astype(int) - plain.astype(int)).max(-1) > 0
     assert not only_divider[:, :95].any() and not only_divider[:, 97:].any()
+
+
+LONG_LABELS = [
+    "long-lrm 20260912-101530-tiny-demo (refined 300 steps)",
+    "3dgs 20260912-101745 optimize 7000 steps downscale 2",
+    "GeoLRM official-weights view-selection=kmeans 16 views",
+]
+
+
+@pytest.mark.parametrize("orientation", ["portrait", "square", "landscape"])
+def test_labels_fit_their_panels_at_any_width(gen, orientation):
+    """Long labels in narrow panels: each label's pixels stay inside its own panel (clear of
+    the divider), shrunk and elided rather than cut by the next panel."""
+    for _ in range(4):
+        w = int(torch.randint(6, 200, (1,), generator=gen))
+        aspect = {"portrait": 16 / 9, "square": 1.0, "landscape": 9 / 16}[orientation]
+        h = max(8, round(w * aspect))
+        text = LONG_LABELS[int(torch.randint(len(LONG_LABELS), (1,), generator=gen))]
+        plain = np.full((h, 2 * w, 3), 128, np.uint8)
+        divider = compose([plain[:, :w].copy(), plain[:, w:].copy()], ["", ""])
+        for p in range(2):
+            labels = [text if q == p else "" for q in range(2)]
+            frame = compose([plain[:, :w].copy(), plain[:, w:].copy()], labels)
+            drawn = np.abs(frame.astype(int) - divider.astype(int)).max(-1) > 0  # [h, 2w]
+            cols = np.nonzero(drawn.any(0))[0]
+            own = range(p * w + DIVIDER_PX, (p + 1) * w - DIVIDER_PX)
+            assert all(c in own for c in cols), (w, h, p, cols.min(initial=-1), cols.max(initial=-1))
+            shown, size = fit_label(text, w, max(10, round(h / 22)))
+            assert bool(drawn.any()) == bool(shown)
+            if w >= 40:  # room for a few letters: something readable is drawn
+                assert shown and (shown == text or shown.endswith("\u2026")) and len(shown) >= 3
+    # Shrinking comes before eliding: a label that fits at a smaller size is drawn whole.
+    short = "3DGS 7000"
+    full_size = max(10, round(960 / 22))
+    w_needed = fit_label(short, 4000, full_size)
+    assert w_needed == (short, full_size)
+    narrow, size = fit_label(short, 110, full_size)
+    assert narrow == short and MIN_LABEL_PX <= size < full_size
+    elided, size = fit_label(LONG_LABELS[0], 110, full_size)
+    assert elided.endswith("\u2026") and size == MIN_LABEL_PX and LONG_LABELS[0].startswith(elided[:-1])
 
 
 def test_cancel_and_odd_sizes_leave_earlier_files_intact(tmp_path):

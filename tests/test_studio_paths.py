@@ -12,9 +12,18 @@ import numpy as np
 import pytest
 import torch
 import viser
+from path_captures import frontal_arc
 from studio_helpers import make_capture, make_run
 
-from pipelines.paths import CameraPath, Keyframe, even_size, from_nerfstudio, interpolate, to_nerfstudio
+from pipelines.paths import (
+    CameraPath,
+    Keyframe,
+    even_size,
+    from_nerfstudio,
+    interpolate,
+    sample_cameras,
+    to_nerfstudio,
+)
 from pipelines.transforms import random_rotations
 from studio.app import PATH, Studio
 from studio.config import StudioConfig
@@ -86,6 +95,27 @@ def test_automatic_paths_in_the_studio(studio):
     cams = studio.capture.cameras
     torch.testing.assert_close(inputs.c2ws()[0], cams.c2w[0].double(), atol=1e-6, rtol=0)
     torch.testing.assert_close(inputs.c2ws()[-1], cams.c2w[-1].double(), atol=1e-6, rtol=0)
+
+
+def test_orbit_of_a_frontal_arc_is_an_arc_from_the_first_camera(tmp_path, gen):
+    """The Orbit button on a phone capture of a wall-mounted poster (portrait, 90 degrees): an
+    open arc in front of the wall, not a circle through it."""
+    cap = frontal_arc(gen, 90.0, 54, 96, n=24)
+    ws = tmp_path / "ws"
+    make_capture(ws / "wall", 24, gen, width=54, height=96, points=0, cameras=cap.cameras)
+    s = Studio(ws, config=StudioConfig(workspace=ws, browser_budget=500))
+    try:
+        s.open_capture("wall")
+        path = s.paths.orbit()
+        assert s.paths.name == "arc" and not path.loop
+        torch.testing.assert_close(path.c2ws()[0], cap.cameras.c2w[0].double(), atol=1e-5, rtol=0)
+        frames = sample_cameras(path)
+        in_front = (frames.centers().double() - cap.wall_point) @ cap.wall_normal
+        uv, z = frames.project(cap.target.float()[None])
+        assert float(in_front.min()) > 0 and bool((z > 0).all())
+        assert bool(((uv >= 0) & (uv <= torch.tensor([54.0, 96.0]))).all())
+    finally:
+        s.close()
 
 
 def test_files_save_load_import_export(studio, gen):

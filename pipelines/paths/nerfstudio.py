@@ -25,7 +25,12 @@ The format (nerfstudio viewer/render_panel.py ``_write_json``, cameras/camera_pa
   len(camera_path) / seconds frames per second. Files without keyframes (made by scripts)
   are read from these dense frames: every frame becomes a keyframe, 1 / fps apart.
 - Our own fields go in an ``"lrm_studio"`` block that nerfstudio ignores: the exact keyframe
-  times and duration (transitions cannot express a path that holds still at its ends).
+  times and duration (transitions cannot express a path that holds still at its ends), and the
+  world the file is in (``"capture"`` or the similarity into it), so that a path written in
+  nerfstudio's world reads back into the capture's by itself.
+- :class:`PathWorld` says which world a file is in on the command line: the capture's, the
+  world of the capture's nerfstudio export (``--nerfstudio-world``, or another dataset's
+  ``--transforms-json``), and a trained model's normalized world (``--dataparser-transforms``).
 
 Examples:
     >>> d = to_nerfstudio(path)                       # doctest: +SKIP
@@ -37,13 +42,15 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from pipelines.cameras import Cameras
+from pipelines.cameras import NERFSTUDIO_APPLIED_TRANSFORM, Cameras
+from pipelines.errors import InputError
 from pipelines.fileio import read_json, write_json
 from pipelines.paths.interpolate import interpolate
 from pipelines.paths.path import CameraPath, Keyframe
@@ -141,10 +148,25 @@ def to_nerfstudio(path: CameraPath, *, world: Similarity | None = None) -> dict:
     }
 
 
+def recorded_world(d: dict) -> Similarity | None:
+    """The world a camera_path.json dict says it was written in (our ``lrm_studio.world``
+    block: the map from the capture's world into the file's), None for the capture's own or
+    when the file does not say (nerfstudio's files)."""
+    ours = d.get("lrm_studio")
+    to_file = ours.get("world") if isinstance(ours, dict) else None
+    if not isinstance(to_file, dict) or "to_file" not in to_file:
+        return None
+    try:
+        return Similarity.from_dict(to_file["to_file"])
+    except (KeyError, TypeError, ValueError, AssertionError) as e:
+        raise ValueError(f"lrm_studio.world.to_file is not a similarity ({e!r})") from e
+
+
 def from_nerfstudio(d: dict, *, world: Similarity | None = None) -> CameraPath:
     """A :class:`CameraPath` from a camera_path.json dict (ours or nerfstudio's); ``world``
-    maps our world into the file's, as for :func:`to_nerfstudio`. Raises ValueError saying
-    which field is missing or wrong."""
+    maps our world into the file's, as for :func:`to_nerfstudio` (None: the world the file
+    records, see :func:`recorded_world`, else the capture's). Raises ValueError saying which
+    field is missing or wrong."""
     if not isinstance(d, dict):
         raise ValueError("a camera path file holds a JSON object")
     camera_type = str(d.get("camera_type", "perspective")).lower()
@@ -161,6 +183,7 @@ def from_nerfstudio(d: dict, *, world: Similarity | None = None) -> CameraPath:
     smoothness = float(d.get("smoothness_value", 0.0) or 0.0)
     keyframes = d.get("keyframes") or []
     ours = d.get("lrm_studio") if isinstance(d.get("lrm_studio"), dict) else None
+    world = recorded_world(d) if world is None else world
     if keyframes:
         default_fov = float(d.get("default_fov", keyframes[0].get("fov", 60.0)))
         c2w = _from_file_frame(_matrices(keyframes, "matrix", "keyframes"), world)
@@ -211,7 +234,8 @@ def from_nerfstudio(d: dict, *, world: Similarity | None = None) -> CameraPath:
 
 
 def read_camera_path(file: str | os.PathLike, *, world: Similarity | None = None) -> CameraPath:
-    """Read a camera_path.json (ours or nerfstudio's)."""
+    """Read a camera_path.json (ours or nerfstudio's) into the capture's world; ``world``: see
+    :func:`from_nerfstudio`."""
     try:
         d = read_json(file)
     except json.JSONDecodeError as e:
@@ -263,3 +287,40 @@ def _rigid(T: Tensor, what: str) -> Similarity:
     ):
         raise ValueError(f"{what} is not a rotation plus translation: {T[:3].tolist()}")
     return Similarity(1.0, R, T[:3, 3])
+
+
+@dataclass(frozen=True)
+class PathWorld:
+    """Which world a camera_path.json is in, for the commands that read or write one
+    (``lrm-studio render --path``, ``lrm-studio paths export``). Nothing set: the capture's
+    own world (cameras.json), or, reading, the world the file records (:func:`recorded_world`).
+    ``nerfstudio_world``: the world of the capture's nerfstudio export (``lrm-studio export
+    CAPTURE --format nerfstudio`` applies (x, y, z) -> (x, z, -y), its applied_transform);
+    ``transforms_json``: another nerfstudio dataset's world (its applied_transform, identity
+    when it has none); then ``dataparser_transforms``: a model trained on that dataset, whose
+    normalized world is where ns-render and nerfstudio's viewer place cameras (it needs one of
+    the other two to say the dataset's world)."""
+
+    nerfstudio_world: bool = False
+    """the world of the capture's nerfstudio export (lrm-studio export --format nerfstudio)."""
+    transforms_json: Path | None = None
+    """a nerfstudio dataset's transforms.json: its applied_transform instead of the export's."""
+    dataparser_transforms: Path | None = None
+    """a trained model's dataparser_transforms.json: its normalized world (ns-render's)."""
+
+    def similarity(self) -> Similarity | None:
+        """The map from the capture's world into the file's; None for the capture's own (or the
+        file's record, when reading). Raises InputError for a dataparser transform without the
+        dataset's world, OSError / ValueError for unreadable files."""
+        if self.transforms_json is None and not self.nerfstudio_world:
+            if self.dataparser_transforms is not None:
+                raise InputError(
+                    "--dataparser-transforms maps the dataset's world to the model's: say which dataset "
+                    "with --nerfstudio-world (exported by lrm-studio export) or --transforms-json FILE"
+                )
+            return None
+        if self.transforms_json is not None:
+            applied = read_json(self.transforms_json).get("applied_transform")
+        else:
+            applied = NERFSTUDIO_APPLIED_TRANSFORM
+        return nerfstudio_world(self.dataparser_transforms, applied)

@@ -12,7 +12,7 @@ round(duration * fps) + 1 frames, first and last keyframe included; a loop has
 round(duration * fps) frames (the frame at t = duration would repeat frame 0).
 
 ``width`` / ``height`` are the path's render resolution (nerfstudio's render_width /
-render_height); videos pick their own height and keep this aspect ratio.
+render_height): videos are rendered at it unless given another size (:func:`video_size`).
 
 Paths are values: every edit returns a new path. Structural edits (adding or deleting
 keyframes) re-space the keyframes evenly over the same duration (explicit times are dropped);
@@ -252,3 +252,18 @@ def even_size(height: int, aspect: float) -> tuple[int, int]:
     h = max(2, int(height) // 2 * 2)
     w = max(2, 2 * round(h * aspect / 2))
     return w, h
+
+
+def video_size(path: CameraPath, width: int | None = None, height: int | None = None) -> tuple[int, int]:
+    """(width, height) of a video of ``path``, both even (H.264 in yuv420p): with neither
+    given, the path's own render size (nerfstudio's render_width x render_height, as ns-render
+    renders a camera_path.json), each rounded down to even; with one given, the other follows
+    the path's aspect ratio (:func:`even_size`); with both, each rounded down to even."""
+    if width is None and height is None:
+        return max(2, path.width // 2 * 2), max(2, path.height // 2 * 2)
+    if width is None:
+        return even_size(int(height), path.aspect)
+    w = max(2, int(width) // 2 * 2)
+    if height is None:
+        return w, max(2, 2 * round(w / path.aspect / 2))
+    return w, max(2, int(height) // 2 * 2)

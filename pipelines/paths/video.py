@@ -6,7 +6,9 @@ complete or not at all (a cancelled or failed render leaves an earlier file unto
 
 Frames: uint8 [H, P * W, 3]; panel p occupies columns [p W, (p + 1) W); a 2-pixel light
 divider is drawn over the seams; labels sit in the top-left corner of their panel on a
-darkened box. Text uses Pillow's bundled font (Pillow comes with imageio).
+darkened box, fitted to the panel whatever its width (portrait panels are narrow): the font
+shrinks from ~H / 22 px down to 8 px, then the text is cut with an ellipsis; a label never
+draws into the next panel. Text uses Pillow's bundled font (Pillow comes with imageio).
 
 Examples:
     >>> result = render_video([Panel(g_a, "Long-LRM"), Panel(g_b, "3DGS")], path,
@@ -32,7 +34,7 @@ from pipelines.cameras import Cameras
 from pipelines.fileio import atomic_path
 from pipelines.gaussians import BLACK, Background, Gaussians, render
 from pipelines.paths.interpolate import sample_cameras
-from pipelines.paths.path import CameraPath, even_size
+from pipelines.paths.path import CameraPath, video_size
 from pipelines.progress import CancelToken, Progress, check, no_progress
 
 DIVIDER_PX = 2
@@ -71,34 +73,75 @@ def resolve_device(device: str) -> str:
     return device
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=64)
 def _font(size: int):
     from PIL import ImageFont
 
     return ImageFont.load_default(size=size)
 
 
-def draw_label(image: np.ndarray, text: str, *, x: int = 0) -> np.ndarray:
-    """Draw ``text`` into uint8 [H, W, 3] ``image`` (in place; returned) near its top-left
-    corner, offset by ``x`` columns: white text on a darkened box, size ~ H / 22."""
+MIN_LABEL_PX = 8  # smallest font size before a label is elided
+ELLIPSIS = "\u2026"
+
+
+def _label_pad(size: int) -> int:
+    """Margin in pixels around a label's box and inside it, for a font of ``size`` px."""
+    return max(2, size // 3)
+
+
+def _text_width(text: str, size: int) -> int:
+    left, _, right, _ = _font(size).getbbox(text)
+    return right - left
+
+
+@functools.lru_cache(maxsize=256)
+def fit_label(text: str, panel_width: int, size: int) -> tuple[str, int]:
+    """(text to draw, font size) for a label in a panel ``panel_width`` pixels wide, asked at
+    ``size`` px: the text whole at the largest size from ``size`` down to :data:`MIN_LABEL_PX`
+    at which its box (text + 2 pads, a pad from the panel's left and right edges, pads from
+    :func:`_label_pad`) fits; else, at :data:`MIN_LABEL_PX`, its longest prefix that fits with
+    an ellipsis appended; ("", MIN_LABEL_PX) when not even the ellipsis fits."""
+    for s in range(max(size, MIN_LABEL_PX), MIN_LABEL_PX - 1, -1):
+        if _text_width(text, s) <= panel_width - 4 * _label_pad(s):
+            return text, s
+    s = MIN_LABEL_PX
+    room = panel_width - 4 * _label_pad(s)
+    lo, hi = 0, len(text)  # the longest prefix that fits: lo fits (or is 0), hi + 1 does not
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _text_width(text[:mid].rstrip() + ELLIPSIS, s) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    shown = text[:lo].rstrip() + ELLIPSIS
+    return (shown, s) if _text_width(shown, s) <= room else ("", s)
+
+
+def draw_label(image: np.ndarray, text: str, *, x: int = 0, width: int | None = None) -> np.ndarray:
+    """Draw ``text`` into uint8 [H, W, 3] ``image`` (in place; returned) in the top-left corner
+    of the panel of columns [x, x + width) (default: to the image's right edge): white text on a
+    darkened box, font ~ H / 22 px, shrunk and then elided (:func:`fit_label`) so that nothing
+    is drawn outside the panel."""
     if not text:
         return image
     from PIL import Image, ImageDraw
 
+    width = image.shape[1] - x if width is None else width
     h = image.shape[0]
-    size = max(10, round(h / 22))
-    pad = max(3, size // 3)
+    shown, size = fit_label(text, width, max(10, round(h / 22)))
+    if not shown:
+        return image
+    pad = _label_pad(size)
     font = _font(size)
-    probe = ImageDraw.Draw(Image.new("L", (1, 1)))
-    left, top, right, bottom = probe.textbbox((0, 0), text, font=font)
-    x0, y0 = x + pad, pad
-    x1 = min(image.shape[1], x0 + (right - left) + 2 * pad)
-    y1 = min(h, y0 + (bottom - top) + 2 * pad)
-    box = image[y0:y1, x0:x1].astype(np.float32)
-    image[y0:y1, x0:x1] = (0.35 * box).astype(np.uint8)
-    pil = Image.fromarray(image)
-    ImageDraw.Draw(pil).text((x0 + pad - left, y0 + pad - top), text, fill=(255, 255, 255), font=font)
-    image[:] = np.asarray(pil)
+    left, top, right, bottom = font.getbbox(shown)
+    x0, y0 = pad, pad  # panel coordinates
+    x1, y1 = x0 + (right - left) + 2 * pad, min(h, y0 + (bottom - top) + 2 * pad)
+    panel = image[:, x : x + width]  # [H, width, 3] view
+    box = panel[y0:y1, x0:x1].astype(np.float32)
+    panel[y0:y1, x0:x1] = (0.35 * box).astype(np.uint8)
+    pil = Image.fromarray(np.ascontiguousarray(panel))
+    ImageDraw.Draw(pil).text((x0 + pad - left, y0 + pad - top), shown, fill=(255, 255, 255), font=font)
+    panel[:] = np.asarray(pil)
     return image
 
 
@@ -110,7 +153,7 @@ def compose(panels: Sequence[np.ndarray], labels: Sequence[str]) -> np.ndarray:
     for p in range(1, len(panels)):
         frame[:, p * w - DIVIDER_PX // 2 : p * w + DIVIDER_PX - DIVIDER_PX // 2] = DIVIDER_RGB
     for p, text in enumerate(labels):
-        draw_label(frame, text, x=p * w)
+        draw_label(frame, text, x=p * w, width=w)
     return frame
 
 
@@ -189,7 +232,7 @@ def render_video(
     path: CameraPath,
     out: str | os.PathLike,
     *,
-    height: int = 480,
+    height: int | None = None,
     width: int | None = None,
     device: str = "auto",
     batch: int | None = None,
@@ -197,16 +240,14 @@ def render_video(
     cancel: CancelToken | None = None,
 ) -> VideoResult:
     """Render ``panels`` side by side along ``path`` at its frame times and fps, each panel
-    ``width`` x ``height`` (width default: the path's aspect ratio, both rounded to even) on its
-    own background, and write the MP4 to ``out`` atomically."""
+    :func:`~pipelines.paths.path.video_size` (the path's render size unless ``width`` /
+    ``height`` say otherwise; a missing one follows the path's aspect ratio; both even), each
+    panel on its own background, and write the MP4 to ``out`` atomically."""
     if not panels:
         raise ValueError("nothing to render: give at least one result")
     if len(path) == 0:
         raise ValueError("the camera path has no keyframes; add keyframes or use an automatic path")
-    if width is None:
-        width, height = even_size(height, path.aspect)
-    if width % 2 or height % 2:
-        raise ValueError(f"H.264 (yuv420p) needs even sides; asked for {width}x{height}")
+    width, height = video_size(path, width, height)
     device = resolve_device(device)
     cams = sample_cameras(path, width, height)
     timings: dict[str, float] = {}

@@ -19,6 +19,7 @@ from pipelines.errors import InputError
 from pipelines.progress import Cancelled
 from pipelines.sfm.config import PRESETS, SfMConfig
 from pipelines.sfm.exports import ImageMode
+from studio.console import default_is
 
 Input = Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="INPUT")]
 _DEFAULT_INGEST = IngestConfig()
@@ -44,12 +45,12 @@ def _cli_errors() -> Iterator[dict]:
 def sfm(
     input: Input,
     workspace: Path = Path("workspace"),
-    name: str | None = None,
+    name: Annotated[str | None, default_is("the video's or folder's name")] = None,
     max_frames: int = _DEFAULT_INGEST.max_frames,
     max_side: int = _DEFAULT_INGEST.max_side or 0,
     matcher: Literal["auto", "sequential", "exhaustive"] = _DEFAULT_SFM.matcher,
     mapper: Literal["incremental", "global"] = _DEFAULT_SFM.mapper,
-    preset: Literal["default", "fast"] = "default",
+    preset: Annotated[Literal["default", "fast"], default_is("the standard settings")] = "default",
     seed: int = _DEFAULT_SFM.seed,
     overwrite: bool = False,
 ) -> int:
@@ -58,12 +59,12 @@ def sfm(
     Args:
         input: A video file (phone rotation applied) or a folder of JPEG/PNG photos.
         workspace: Workspace folder; the capture is WORKSPACE/NAME.
-        name: Capture name (default: the video's or folder's name).
+        name: Capture name.
         max_frames: Video: frames kept (the sharpest of each window). Photos: at most this many.
         max_side: Longest image side in pixels (0 keeps the original size).
         matcher: auto: sequential for video, exhaustive for up to 100 photos.
         mapper: incremental (COLMAP) or global (GLOMAP-style).
-        preset: SfM preset (fast: fewer features and neighbours).
+        preset: SfM preset: fast has fewer features and neighbours.
         seed: Random seed of COLMAP's sampling (repeatable results).
         overwrite: Replace an existing capture of that name.
     """
@@ -103,7 +104,7 @@ def sfm(
 def import_capture(
     input: Input,
     workspace: Path = Path("workspace"),
-    name: str | None = None,
+    name: Annotated[str | None, default_is("the input's folder name")] = None,
     images: Path | None = None,
     max_side: int = 0,
     overwrite: bool = False,
@@ -115,7 +116,7 @@ def import_capture(
         input: A COLMAP model folder (or a scene folder with sparse/0), a transforms.json, an
             opencv_cameras.json, or a folder holding one of them.
         workspace: Workspace folder; the capture is WORKSPACE/NAME.
-        name: Capture name (default: the input's folder name).
+        name: Capture name.
         images: The COLMAP model's image folder, when it is not images/ beside the model.
         max_side: Longest image side in pixels (0 keeps the size).
         overwrite: Replace an existing capture of that name.
@@ -151,7 +152,7 @@ def import_capture(
 def export(
     capture: Annotated[Path, tyro.conf.Positional, tyro.conf.arg(metavar="CAPTURE")],
     format: Annotated[Literal["nerfstudio", "long-lrm"], tyro.conf.arg(name="format")] = "nerfstudio",
-    out: Path | None = None,
+    out: Annotated[Path | None, default_is("inside the capture folder")] = None,
     images: ImageMode = "reference",
 ) -> int:
     """Export a capture's cameras as nerfstudio transforms.json or Long-LRM opencv_cameras.json.
@@ -160,7 +161,7 @@ def export(
         capture: A capture folder (WORKSPACE/NAME).
         format: nerfstudio (transforms.json with the train/test split, + sparse_pc.ply) or
             long-lrm (opencv_cameras.json).
-        out: Output file or folder (default: inside the capture folder).
+        out: Output file or folder.
         images: reference: image paths point into the capture; copy / link: the images go to
             images/ beside the file (hard links, copies across devices), so the folder moves as a
             whole.

@@ -1,14 +1,20 @@
-"""``lrm-studio render RUN --path PATH.json --out VIDEO.mp4 [--compare RUN2] [--height 480]``.
+"""``lrm-studio render RUN --path PATH.json --out VIDEO.mp4 [--compare RUN2] [--height H] [--width W]``.
 
 Renders a run's Gaussians along a camera path into an H.264 MP4 on the server (gsplat on CUDA,
 our numba renderer on the CPU), or two runs of the same capture side by side (A | B) with their
 labels, with a progress bar; Ctrl-C cancels and leaves any earlier file at --out untouched.
 
 PATH is a camera_path.json: one saved from the studio (CAPTURE/paths/<name>.json) or one written
-by nerfstudio's viewer. Paths made in nerfstudio live in its normalized world: give
-``--dataparser-transforms`` (outputs/.../dataparser_transforms.json) and, when ns-process-data
-made the dataset from the same COLMAP model, ``--transforms-json`` (its applied_transform).
-``--auto orbit`` / ``--auto inputs`` render an automatic path of the run's capture instead.
+by nerfstudio's viewer. Like ``ns-render camera-path``, each run is rendered at the file's
+``render_width`` x ``render_height`` (rounded down to even for H.264) unless ``--height`` /
+``--width`` are given; with only one of them the other keeps the file's aspect ratio.
+Paths made in nerfstudio live in its world: ``--nerfstudio-world`` (a dataset written by
+``lrm-studio export``) or ``--transforms-json`` (another dataset's), and
+``--dataparser-transforms`` (outputs/.../dataparser_transforms.json) for a trained model's
+normalized world; files written by ``lrm-studio paths export`` say their world themselves.
+``--auto orbit`` / ``--auto inputs`` render an automatic path of the run's capture instead (at
+the capture's image size unless told otherwise): orbit follows the captured range (a circle for
+a capture all around, an arc otherwise, the input cameras for a walk-through).
 """
 
 from __future__ import annotations
@@ -20,10 +26,10 @@ from typing import Annotated, Literal
 import tyro
 
 from pipelines.capture.folder import Capture
-from pipelines.fileio import read_json
-from pipelines.paths import CameraPath, input_cameras_path, nerfstudio_world, orbit_path, read_camera_path
+from pipelines.paths import CameraPath, PathWorld, auto_path, input_cameras_path, read_camera_path
 from pipelines.paths.video import Panel, VideoResult, render_video
 from pipelines.progress import Cancelled, CancelToken, Progress, no_progress
+from studio.console import default_is
 from studio.workspace import Run
 
 log = logging.getLogger(__name__)
@@ -44,30 +50,25 @@ def load_path(
     *,
     path_file: Path | None = None,
     auto: AutoPath | None = None,
-    dataparser_transforms: Path | None = None,
-    transforms_json: Path | None = None,
+    world: PathWorld = PathWorld(),  # noqa: B008 (frozen)
     duration_s: float | None = None,
     fps: float | None = None,
 ) -> CameraPath:
-    """The camera path to render: a file (in nerfstudio's world when its transforms are given)
-    or an automatic path of ``capture``; ``duration_s`` / ``fps`` override the path's."""
+    """The camera path to render: a file (in the world ``world`` says) or an automatic path
+    of ``capture``; ``duration_s`` / ``fps`` override the path's."""
     from dataclasses import replace
 
     if (path_file is None) == (auto is None):
         raise ValueError("give exactly one of --path PATH.json and --auto orbit|inputs")
     if path_file is not None:
-        world = None
-        if dataparser_transforms is not None or transforms_json is not None:
-            applied = (
-                read_json(transforms_json).get("applied_transform") if transforms_json is not None else None
-            )
-            world = nerfstudio_world(dataparser_transforms, applied)
-        path = read_camera_path(path_file, world=world)
+        path = read_camera_path(path_file, world=world.similarity())
     else:
         pts = capture.load_points()
         points = None if pts is None else pts[0]
-        make = orbit_path if auto == "orbit" else input_cameras_path
-        path = make(capture.cameras, points=points)
+        if auto == "orbit":
+            path, _ = auto_path(capture.cameras, points)
+        else:
+            path = input_cameras_path(capture.cameras, points=points)
     if duration_s is not None:
         path = path.with_duration(duration_s)
     if fps is not None:
@@ -81,15 +82,16 @@ def render_runs(
     out: Path,
     *,
     compare: Path | None = None,
-    height: int = 480,
+    height: int | None = None,
     width: int | None = None,
     device: str = "auto",
     background: tuple[float, float, float] | None = None,
     progress: Progress = no_progress,
     cancel: CancelToken | None = None,
 ) -> VideoResult:
-    """A video of one run, or of two runs of one capture side by side, along ``path``, each on
-    its run's background (:attr:`Run.background`) unless ``background`` is given."""
+    """A video of one run, or of two runs of one capture side by side, along ``path``, each
+    run ``width`` x ``height`` (:func:`pipelines.paths.video_size`: the path's size by default)
+    on its run's background (:attr:`Run.background`) unless ``background`` is given."""
     a = Run.load(run_dir)
     runs = [a]
     if compare is not None:
@@ -115,16 +117,17 @@ def main(
     path: Path | None = None,
     auto: AutoPath | None = None,
     compare: Path | None = None,
-    height: int = 480,
-    width: int | None = None,
+    height: Annotated[int | None, default_is("the path's render_height")] = None,
+    width: Annotated[int | None, default_is("the path's render_width")] = None,
     device: str = "auto",
-    duration: float | None = None,
-    fps: float | None = None,
-    background: tuple[float, float, float] | None = None,
-    dataparser_transforms: Path | None = None,
-    transforms_json: Path | None = None,
+    duration: Annotated[float | None, default_is("the path's")] = None,
+    fps: Annotated[float | None, default_is("the path's")] = None,
+    background: Annotated[tuple[float, float, float] | None, default_is("each run's own")] = None,
+    world: Annotated[PathWorld, tyro.conf.arg(name="")] = PathWorld(),  # noqa: B008 (frozen)
 ) -> int:
-    """Render a run (or two runs side by side) along a camera path into an MP4.
+    """Render a run (or two runs side by side) along a camera path into an MP4, at the path's
+    render_width x render_height as ns-render does; with only one of --height / --width the
+    other follows the path's aspect ratio.
 
     Args:
         run: a run folder (CAPTURE/runs/<run-id>).
@@ -132,14 +135,14 @@ def main(
         path: a camera_path.json (the studio's or nerfstudio's).
         auto: an automatic path of the run's capture instead: orbit or inputs.
         compare: a second run of the same capture, shown on the right (A | B).
-        height: frame height in pixels per run (rounded down to even).
-        width: frame width per run (default: the path's aspect ratio, rounded to even).
+        height: pixels per run, rounded down to even.
+        width: pixels per run, rounded down to even.
         device: auto (CUDA when available), cpu, cuda, cuda:1, ...
-        duration: seconds (default: the path's).
-        fps: frames per second (default: the path's).
-        background: RGB in [0, 1] behind the Gaussians (default: each run's own, as it was trained on).
-        dataparser_transforms: nerfstudio's dataparser_transforms.json, for paths made in nerfstudio.
-        transforms_json: the nerfstudio dataset's transforms.json (its applied_transform).
+        duration: seconds.
+        fps: frames per second.
+        background: RGB in [0, 1] behind the Gaussians (each run's own is what it was trained on).
+        world: the world of --path (see PathWorld): --nerfstudio-world, --transforms-json,
+            --dataparser-transforms.
     """
     from studio.console import console, ctrl_c_cancels, progress_bar, setup_logging
 
@@ -150,8 +153,7 @@ def main(
             capture,
             path_file=path,
             auto=auto,
-            dataparser_transforms=dataparser_transforms,
-            transforms_json=transforms_json,
+            world=world,
             duration_s=duration,
             fps=fps,
         )

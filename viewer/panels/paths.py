@@ -8,7 +8,8 @@ videos. The path itself is studio state (``studio.paths``); this panel edits it,
 - Timing: duration, frames per second, loop, default field of view.
 - Playback: the time slider puts every tab's view on the path (and the green playhead frustum);
   Play advances it in real time, Pause stops.
-- Automatic: an orbit around the capture's centre of interest, or the input cameras in order.
+- Automatic: an orbit over the range the capture covered (a circle only for a capture all
+  around; the input cameras for a walk-through), or the input cameras in order.
 - Files: save / load CAPTURE/paths/<name>.json (nerfstudio's camera_path.json), import one from
   this computer, download the current path.
 - Video: A, B or A | B side by side at a chosen height on the server (a job: progress and cancel
@@ -305,7 +306,12 @@ def add_paths_panel(server: viser.ViserServer, studio: Studio, scene: SceneView)
         loop = gui.add_checkbox("Loop", initial_value=False)
         default_fov = gui.add_slider("Default FOV (deg)", min=5.0, max=150.0, step=0.5, initial_value=60.0)
     with gui.add_folder("Automatic paths"):
-        orbit = gui.add_button("Orbit the scene", icon=viser.Icon.ROTATE_360)
+        orbit = gui.add_button(
+            "Orbit the scene",
+            icon=viser.Icon.ROTATE_360,
+            hint="From the first camera: a circle for a capture all around, an arc over the captured "
+            "range otherwise, the input cameras for a walk-through",
+        )
         inputs = gui.add_button("Through input cameras", icon=viser.Icon.ROUTE)
     with gui.add_folder("Playback"):
         time_slider = gui.add_slider("Time (s)", min=0.0, max=6.0, step=1 / 30, initial_value=0.0)
