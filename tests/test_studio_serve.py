@@ -124,13 +124,16 @@ def test_serve_on_all_interfaces_warns_and_wants_the_token(tmp_path, gen):
 def test_sigterm_after_pycolmap_was_imported_by_a_job_stops_cleanly(tmp_path, gen):
     """pycolmap's glog failure handler took SIGTERM over once an SfM job imported it (a stack
     dump and exit 143): serve imports it first, on the main thread. Here a thread imports it
-    after the studio started, as a job does."""
+    once serve's SIGTERM handler is in place (as a job does, later), whatever the machine's
+    load."""
     make_capture(tmp_path / "ws" / "cap", 3, gen, points=0)
     script = (
         "import sys, threading\n"
         "from studio.cli import main\n"
-        "def job():\n"
-        "    import time; time.sleep(2)\n"
+        "def job():  # like an SfM job: imports pycolmap once the studio is up\n"
+        "    import signal, time\n"
+        "    while signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):\n"
+        "        time.sleep(0.05)\n"
         "    import pycolmap\n"
         "    print('pycolmap imported', flush=True)\n"
         "threading.Thread(target=job, daemon=True).start()\n"
