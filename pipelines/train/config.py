@@ -58,13 +58,16 @@ class TrainConfig:
     grad_clip: global norm clip; skip_grad_factor: skip the update when the norm exceeds this
     times the clip (0: never). losses: weights of the terms. background: colour behind the
     Gaussians in the renders ("random": one per sample and step). bf16: autocast on CUDA;
-    grad_checkpointing: per-block activation checkpointing; prune_in_training: Long-LRM's
-    stage-3 pruning; stage: GeoLRM's training stage ("proposal": the occupancy network;
-    "reconstruction": the Gaussian network, the proposal frozen). init: weights
-    (safetensors) to start from. seed: network init and per-step randomness; data_seed: the
-    stream. checkpoint_every / keep_checkpoints / log_every: in steps; eval_every: held-out PSNR
-    on eval_examples procedural examples of stream seed eval_seed (0: never). num_workers: data
-    loader processes; threads: torch threads per process (None: leave as is).
+    dtype: of the parameters, activations and Gaussians ("float64": the reference precision for
+    comparing runs that compute the same step in another order, as the DDP test does; it turns
+    bf16 off; long-lrm and ttt-lrm only). grad_checkpointing: per-block activation
+    checkpointing; prune_in_training: Long-LRM's stage-3 pruning; stage: GeoLRM's training stage
+    ("proposal": the occupancy network; "reconstruction": the Gaussian network, the proposal
+    frozen). init: weights (safetensors) to start from. seed: network init and per-step
+    randomness; data_seed: the stream. checkpoint_every / keep_checkpoints / log_every: in steps;
+    eval_every: held-out PSNR on eval_examples procedural examples of stream seed eval_seed (0:
+    never). num_workers: data loader processes; threads: torch threads per process (None: leave
+    as is).
     """
 
     model: str = "long-lrm"
@@ -88,6 +91,7 @@ class TrainConfig:
     losses: LossWeights = field(default_factory=LossWeights)
     background: Background = "white"
     bf16: bool = True
+    dtype: Literal["float32", "float64"] = "float32"
     grad_checkpointing: bool = True
     prune_in_training: bool = False
     stage: Literal["proposal", "reconstruction"] = "reconstruction"
@@ -108,6 +112,10 @@ class TrainConfig:
         assert self.steps >= 0 and self.batch_size >= 1, (self.steps, self.batch_size)
         assert 0 <= self.min_lr_ratio <= 1 and self.warmup_steps >= 0, (self.min_lr_ratio, self.warmup_steps)
         assert self.background in ("white", "black", "random"), self.background
+        pixel_aligned = self.model in ("long-lrm", "ttt-lrm")
+        assert self.dtype == "float32" or (self.dtype == "float64" and pixel_aligned), (
+            f"dtype {self.dtype!r} with model {self.model!r}: float64 runs long-lrm and ttt-lrm only"
+        )
 
     def with_(self, **changes) -> TrainConfig:
         return replace(self, **changes)

@@ -214,14 +214,14 @@ def train(
         config.model, config.preset, seed=config.seed, prune_in_training=config.prune_in_training,
         stage=config.stage,
     )  # fmt: skip
-    adapter.bf16 = config.bf16  # type: ignore[attr-defined]
+    adapter.bf16 = config.bf16 and config.dtype == "float32"  # type: ignore[attr-defined]
     model = adapter.model
     if config.init:
         state, _ = load_weights(config.init)
         check_keys({k: tuple(v.shape) for k, v in model.state_dict().items()}, state, config.init)
         model.load_state_dict(state, strict=True)
     set_grad_checkpointing(model, config.grad_checkpointing)
-    model.to(dev).train()
+    model.to(dev, dtype=getattr(torch, config.dtype)).train()
     perceptual = None
     if config.perceptual_weights:
         perceptual = PerceptualLoss.from_file(config.perceptual_weights).to(dev)

@@ -6,7 +6,8 @@ unpatchified so that every input pixel gets C raw channels, laid out
 (C = 59 for degree 3). The 3K SH channels are coefficient-major with RGB innermost (the official
 ``feature.view(..., K, 3)``), DC first: exactly our ``sh [N, K, 3]``.
 
-Activations (all in :meth:`PixelGaussians.to_gaussians`, float32):
+Activations (all in :meth:`PixelGaussians.to_gaussians`, in float32 at least: float64 for a float64
+network, float32 under bf16 autocast):
 
     distance  = sigmoid(mean(xyz)) * max_dist        # along the unit pixel ray, (0, max_dist)
     mean      = ray_o + distance * ray_d             # pixel-aligned
@@ -100,12 +101,14 @@ class PixelGaussians:
         )
 
     def to_gaussians(self) -> list[Gaussians]:
-        """Every activation, in float32; one Gaussians [N] per batch element, in pixel order."""
+        """Every activation, in float32 at least (float64 stays float64); one Gaussians [N] per batch
+        element, in pixel order."""
         act = self.activation
         b, n, _ = self.raw.shape
-        xyz, sh, scale, rotation, opacity = self.raw.float().split(act.split, dim=-1)
+        dt = torch.promote_types(self.raw.dtype, torch.float32)
+        xyz, sh, scale, rotation, opacity = self.raw.to(dt).split(act.split, dim=-1)
         distance = torch.sigmoid(xyz.mean(dim=-1, keepdim=True)) * act.max_dist  # [B, N, 1]
-        means = self.ray_o.float() + distance * self.ray_d.float()  # [B, N, 3]
+        means = self.ray_o.to(dt) + distance * self.ray_d.to(dt)  # [B, N, 3]
         log_scales = (scale + act.scale_bias).clamp(max=act.scale_max)  # [B, N, 3]
         logits = (opacity + act.opacity_bias)[..., 0]  # [B, N]
         sh = sh.reshape(b, n, num_sh_bases(act.sh_degree), 3)  # [B, N, K, 3], RGB innermost

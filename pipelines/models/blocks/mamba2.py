@@ -226,7 +226,8 @@ def mamba_split_conv1d_scan(
 
 # ------------------------------------------------------------------------------------ modules
 class RMSNorm(nn.Module):
-    """x * rsqrt(mean(x^2) + eps) * weight over the last dim, computed in float32; weight only."""
+    """x * rsqrt(mean(x^2) + eps) * weight over the last dim, computed in float32 at least (float64
+    stays float64); weight only."""
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()
@@ -234,7 +235,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.rms_norm(x.float(), (x.shape[-1],), self.weight.float(), self.eps).to(x.dtype)
+        cd = torch.promote_types(x.dtype, torch.float32)
+        return F.rms_norm(x.to(cd), (x.shape[-1],), self.weight.to(cd), self.eps).to(x.dtype)
 
 
 class GatedRMSNorm(nn.Module):
@@ -290,7 +292,7 @@ class Mamba2Scan(nn.Module):
             p._no_weight_decay = True  # type: ignore[attr-defined]
 
     def forward(self, zxbcdt: Tensor) -> Tensor:
-        A = -torch.exp(self.A_log.float())  # [H]
+        A = -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32)))  # [H]
         return mamba_split_conv1d_scan(
             zxbcdt, self.conv1d.weight[:, 0, :], self.conv1d.bias, self.dt_bias, A,
             self.D, self.norm.weight, headdim=self.headdim, ngroups=self.ngroups, chunk_size=self.chunk_size,
