@@ -33,7 +33,7 @@ from pipelines.capture.images import read_image, resize, to_tensor, to_uint8
 from pipelines.gaussians import BLACK, Background, Gaussians
 from pipelines.progress import CancelToken, Progress
 from studio import workspace as ws
-from studio.checks import check_range
+from studio.checks import check_choice, check_range
 from studio.compare import CompareState, HeldOut, heldout_compare, side_offset
 from studio.config import StudioConfig
 from studio.demo import DEMO_NAME, demo_video, install_demo
@@ -312,10 +312,11 @@ class Studio:
                 f"no capture {name!r} in {self.workspace}; captures: {', '.join(self.captures()) or 'none'}"
             )
         capture = Capture.load(self.workspace / name)
+        race = self._latest_race(capture)
         with self._lock:
             self._capture = capture
             self._shown.clear()
-            self._compare = replace(self._compare, heldout=None)
+            self._compare = replace(self._compare, heldout=None, race=race)
         self._emit(CAPTURE)
         self._emit(RUNS)
         self._emit(SCENE)
@@ -677,6 +678,45 @@ class Studio:
 
         title = f"Compare on held-out views: {run_a}" + (f" vs {run_b}" if run_b else "")
         return self.jobs.submit(title, job, kind="compare", on_done=done, key=("compare", capture.root, a, b))
+
+    @staticmethod
+    def _latest_race(capture: Capture) -> dict | None:
+        """The capture's newest readable race file (studio/race.py), or None."""
+        from studio.race import list_races, read_race
+
+        for path in reversed(list_races(capture.root)):
+            try:
+                return read_race(path)
+            except ValueError:
+                log.warning("skipping %s: not a readable race file", path)
+        return None
+
+    def submit_race(self, options) -> JobState:
+        """Queue a race on the open capture (studio/race.py, ``options`` a RaceOptions): the
+        feed-forward model, its refinement and 3DGS from the sparse points, as curves of test
+        PSNR against wall time; the result lands in ``compare_state.race``. One optimization
+        at a time: refused while one runs."""
+        from studio.race import race, read_race
+
+        capture = self._require_capture()
+        check_choice("model", options.feed_forward, self.capabilities.models)
+        if options.steps is not None:
+            check_range("steps", options.steps, 2, 1_000_000)
+        check_range("evaluations", options.evaluations, 2, 100)
+        current = self.training
+        if current is not None and current.active:
+            raise ValueError("an optimization is queued or running; let it finish first")
+
+        def job(progress: Progress, cancel: CancelToken) -> dict:
+            return read_race(race(capture.root, options, progress=progress, cancel=cancel))
+
+        def done(result: dict) -> None:
+            self._emit(RUNS)
+            if self.capture is not None and self.capture.root == capture.root:
+                self._set_compare(race=result)
+
+        title = f"Race: {options.feed_forward} refined vs 3DGS from SfM on {capture.name}"
+        return self.jobs.submit(title, job, kind="race", on_done=done, key=("race", capture.root, options))
 
     def object_centric(self):
         """Whether the open capture suits object-centric models (GeoLRM):

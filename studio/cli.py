@@ -45,6 +45,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "a camera path as camera_path.json, in nerfstudio's world for an exported dataset",
     ),
     "weights import": ("studio.commands.weights:main", "convert an official checkpoint to safetensors"),
+    "bench race": ("studio.bench.race:main", "refined feed-forward vs 3DGS from SfM on the demo (real SfM)"),
+    "race": (
+        "studio.commands.race:main",
+        "a refined feed-forward result against 3DGS from SfM, PSNR vs time",
+    ),
     "optimize": (
         "studio.commands.optimize:main",
         "3DGS optimization of a capture (gsplat's recipe; CPU or CUDA)",

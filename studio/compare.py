@@ -34,6 +34,7 @@ from pipelines.fileio import read_json, write_json
 from pipelines.gaussians import BLACK, Background, Gaussians, render
 from pipelines.paths.video import compose, resolve_device, to_uint8
 from pipelines.progress import CancelToken, Progress, check, no_progress, sub_progress
+from studio.curves import ahead_at_equal_time, sfm_time
 from studio.workspace import Run
 
 Showing = Literal["both", "A", "B"]
@@ -44,13 +45,15 @@ DIVIDER_RGB = (255, 255, 255)
 class CompareState:
     """What the compare panel set. showing: slots visible in the scene; side_by_side: B placed
     beside A; split: enabled and the divider's position in [0, 1] (fraction of the width from
-    the left: A left of it, B right); heldout: the last held-out comparison (None before)."""
+    the left: A left of it, B right); heldout: the last held-out comparison (None before);
+    race: the open capture's latest race (studio/race.py; None before)."""
 
     showing: Showing = "both"
     side_by_side: bool = False
     split_enabled: bool = False
     split: float = 0.5
     heldout: HeldOut | None = None
+    race: dict | None = None
 
     def toggled(self) -> CompareState:
         """The A/B toggle: both -> A -> B -> A ... (one slot at a time once toggled)."""
@@ -157,6 +160,7 @@ class HeldOut:
     b: RunScores | None
     image: np.ndarray
     baselines: tuple[RunScores, ...] = ()
+    ahead: dict | None = None  # studio.curves.ahead_at_equal_time of A's and B's curves
 
 
 BASELINES = ("mean input colour", "nearest input, reprojected")
@@ -308,4 +312,22 @@ def heldout_compare(
         b=scores[1] if len(runs) > 1 else None,
         image=np.concatenate(rows, axis=0),
         baselines=baselines,
+        ahead=ahead_at_equal_time(
+            run_curve(runs[0], capture, scores[0]), run_curve(runs[1], capture, scores[1])
+        )
+        if len(runs) > 1
+        else None,
     )
+
+
+def run_curve(run: Run, capture: Capture, scores: RunScores) -> list[dict]:
+    """A run's test PSNR against wall time (studio/curves.py): an optimization's run.json
+    ``curve``; a feed-forward run is one point, its held-out PSNR here at the time SfM and its
+    inference took."""
+    curve = run.info.get("curve")
+    if isinstance(curve, list) and curve:
+        return curve
+    t = (run.info.get("timings") or {}).get("total_s")
+    if not isinstance(t, (int, float)):
+        return []
+    return [{"step": 0, "time_s": sfm_time(capture)[0] + float(t), "psnr": scores.mean_psnr}]

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
+from typing import Any
 
 import tyro
 from rich.console import Console
@@ -94,3 +95,29 @@ def ctrl_c_cancels() -> Iterator[CancelToken]:
         yield token
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """A table on the console (stderr); floats with 4 significant digits."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r))
+    console.print(table)
+
+
+def device_description(device) -> str:
+    """e.g. 'cuda:0 (NVIDIA H100 80GB HBM3)' or 'cpu (2 threads, x86_64)': what run.json and the
+    benchmarks record."""
+    import platform
+
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"

@@ -216,6 +216,10 @@ def test_heldout_compare_scores_match_independent_psnr_and_are_cached(viewer_on_
     np.testing.assert_allclose(h.baselines[0].psnr, want, atol=1e-3)
     for b in h.baselines:
         assert f"baseline | {b.method} | {b.mean_psnr:.2f}" in table
+    # both runs took 1.5 s (make_run) on ground-truth cameras: compared at 1.5 s
+    assert h.ahead is not None and h.ahead["time_s"] == 1.5
+    assert h.ahead["ahead"] == ("A" if h.a.mean_psnr > h.b.mean_psnr else "B")
+    assert "At equal wall time (1.5 s" in table
     best = max(b.mean_psnr for b in h.baselines)
     for r in (h.a, h.b):  # random Gaussians: marked when below the better baseline
         assert (f"{r.run_id} (below a baseline)" in table) == (r.mean_psnr < best)

@@ -337,7 +337,9 @@ class Trainer:
             )
         self.timings["eval_s"] += time.perf_counter() - t0
         s = result.summary()
-        self.history["test"].append([self.step, s["psnr"], s["ssim"], s["lpips"]])
+        # [step, PSNR, SSIM, LPIPS, optimization seconds so far (steps only: no evaluation,
+        # checkpoint or live-update time)]
+        self.history["test"].append([self.step, s["psnr"], s["ssim"], s["lpips"], self.timings["train_s"]])
         return result
 
     # -------------------------------------------------------------------- run

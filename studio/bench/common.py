@@ -16,7 +16,6 @@ import gc
 import importlib
 import multiprocessing as mp
 import os
-import platform
 import resource
 import statistics
 import time
@@ -29,15 +28,7 @@ import torch
 
 from pipelines.fileio import write_json
 from pipelines.models.runtime import synchronize  # the benchmarks import it from here too
-
-
-def device_description(device: torch.device | str) -> str:
-    """e.g. 'cuda:0 (NVIDIA H100 80GB HBM3)' or 'cpu (2 threads, x86_64)'."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
-    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
+from studio.console import device_description, print_table  # noqa: F401 (the benchmarks use both)
 
 
 def time_calls(
@@ -145,19 +136,6 @@ def release_memory() -> None:
 
 def gib(n_bytes: float) -> float:
     return n_bytes / 2**30
-
-
-def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.table import Table
-
-    from studio.console import console
-
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c, justify="right")
-    for r in rows:
-        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r))
-    console.print(table)
 
 
 def save_results(path: Path | None, payload: dict) -> None:

@@ -111,8 +111,7 @@ def main(
         lpips_dir: folder with the LPIPS weights (alexnet-owt-7be5be79.pth, alex.pth).
     """
     from pipelines.progress import Cancelled
-    from studio.bench.common import print_table
-    from studio.console import console, ctrl_c_cancels, progress_bar, setup_logging
+    from studio.console import console, ctrl_c_cancels, print_table, progress_bar, setup_logging
 
     setup_logging()
     try:

@@ -48,7 +48,8 @@ from pipelines.optimize import (
     preset as get_preset,
 )
 from pipelines.progress import Cancelled, CancelToken, Progress, check, no_progress, sub_progress
-from studio.console import default_is
+from studio.console import default_is, device_description
+from studio.curves import initialisation_time, quality_curve
 from studio.workspace import RUN_JSON, Run, new_run_dir, write_run
 
 log = logging.getLogger(__name__)
@@ -277,6 +278,8 @@ def optimize(
         "steps_per_s": result.steps_done / train_s if train_s > 0 else None,
         "per_1k_steps_s": 1000 * train_s / result.steps_done if result.steps_done else None,
     }
+    init_time = initialisation_time(capture, init_desc)
+    curve = quality_curve(result.history["test"], start_s=init_time["total_s"] + load_s)
     metrics = result.final.to_metrics() if result.final is not None else {"test": None, "per_view": []}
     if lpips is None:
         metrics["lpips_note"] = lpips_missing_reason(lpips_dir)
@@ -300,9 +303,11 @@ def optimize(
         },
         "weights": None,
         "timings": timings,
-        "device": _device_description(dev),
+        "device": device_description(dev),
         "metrics": metrics,
         "history": result.history,
+        "init_time": init_time,
+        "curve": curve,
         "skipped_steps": {
             "count": len(result.skipped),
             "steps": [{"step": s.step, "reason": s.reason} for s in result.skipped[:MAX_SKIPPED_LISTED]],
@@ -335,10 +340,6 @@ def _finite_json(x: Any) -> Any:
     return x
 
 
-def _device_description(device: torch.device) -> str:
-    from studio.bench.common import device_description
-
-    return device_description(device)
 
 
 def main(

@@ -31,7 +31,7 @@ from pipelines.gaussians import Gaussians
 from pipelines.models.base import Reconstruction, Views, load_model, model_background
 from pipelines.models.runtime import resolve_device
 from pipelines.progress import Cancelled, CancelToken, Progress, no_progress, sub_progress
-from studio.console import default_is
+from studio.console import default_is, device_description
 from studio.models import weights_note
 from studio.workspace import write_new_run
 
@@ -41,10 +41,6 @@ log = logging.getLogger(__name__)
 DEFAULT_VIEWS = 32  # for models that do not state their own
 
 
-def _device_description(device: str) -> str:
-    from studio.bench.common import device_description
-
-    return device_description(device)
 
 
 def even_views(candidates: list[int], n: int) -> list[int]:
@@ -152,7 +148,7 @@ def reconstruct(
         if o.weights
         else (str(rec.weights) if getattr(rec, "weights", None) else None),
         "timings": {"load_images_s": load_s, **result.timings, "command_s": time.perf_counter() - t_start},
-        "device": _device_description(device),
+        "device": device_description(device),
         "to_world": result.to_world.to_dict(),
     }
     if stream_rows is not None:
@@ -219,7 +215,7 @@ def main(
 def print_stream_table(run: Path) -> None:
     """The per-chunk timing of a streamed run (run.json ``stream``)."""
     from pipelines.fileio import read_json
-    from studio.bench.common import print_table
+    from studio.console import print_table
 
     info = read_json(Path(run) / "run.json")
     keys = ("views", "chunk_tokens", "absorb_s", "decode_s")

@@ -185,8 +185,7 @@ def evaluate(
     from pipelines.models.base import load_model
     from pipelines.synth.stream import PRESETS as STREAMS
     from pipelines.train.evaluate import demo_capture, evaluate_capture, evaluate_procedural, folder_capture
-    from studio.bench.common import print_table
-    from studio.console import console, progress_bar, setup_logging
+    from studio.console import console, print_table, progress_bar, setup_logging
 
     setup_logging()
     dev = (

@@ -9,7 +9,11 @@
   the panel. Renders run on one background thread, at most one every ``min_interval_s``, the
   latest view only; callbacks only record the request.
 - Held-out views: ground truth | A | B per test frame with per-view PSNR / SSIM, means, time and
-  Gaussians (a job: ``studio.submit_heldout``).
+  Gaussians, the trivial baselines, and which of A and B is ahead at equal wall time (a job:
+  ``studio.submit_heldout``).
+- Race: a feed-forward model's result refined by 3DGS against 3DGS from the SfM points, with the
+  same preset and steps, as test PSNR against wall time (log scale; a job: ``studio.submit_race``;
+  the capture's latest race is shown when it opens).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from studio.app import Studio
 from studio.compare import HeldOut, split_view, view_camera
 from viewer.markup import md
 from viewer.notify import notify
+from viewer.race_chart import race_chart
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +152,50 @@ def heldout_markdown(h: HeldOut) -> str:
         cells = " | ".join(f"{r.psnr[i]:.2f} | {r.ssim[i]:.3f}" for _, r in runs)
         rows.append(f"| {md(Path(fp).name)} | {cells} |")
     title = f"Held-out views of **{md(h.capture)}** at {h.resolution[0]}x{h.resolution[1]}"
-    return "\n".join([title, "", *summary, "", "Per view:", "", *rows])
+    lines = [title, "", *summary, ""]
+    if h.ahead is not None:
+        who = {"A": "**A** is ahead", "B": "**B** is ahead", "tie": "they are level"}[h.ahead["ahead"]]
+        lines += [
+            f"At equal wall time ({h.ahead['time_s']:.1f} s, SfM included): A {h.ahead['a_psnr']:.2f} dB, "
+            f"B {h.ahead['b_psnr']:.2f} dB: {who}.",
+            "",
+        ]
+    return "\n".join([*lines, "Per view:", "", *rows])
+
+
+RACE_CONTENDERS = {"refined": "refined {model}", "sfm": "3DGS from SfM points"}
+
+
+def race_markdown(race: dict) -> str:
+    """A race's result in words: final PSNRs, when the refined run reached the SfM run's final
+    PSNR, which was ahead at equal time."""
+    s = race["summary"]
+    ff = race["feed_forward"]
+    lines = [
+        f"**Race** on {md(race['capture'])}: {md(ff['model'])} refined against 3DGS from SfM, "
+        f"{race['steps']:,} steps each ({md(race['preset'])}, {md(race['device'])})",
+        f"Final test PSNR: refined {s['refined_final_psnr']:.2f} dB, from SfM {s['sfm_final_psnr']:.2f} dB",
+    ]
+    reach = s["refined_reaches_sfm_final_s"]
+    lines.append(
+        f"The refined run reached the SfM run's final PSNR at {reach:.1f} s"
+        if reach is not None
+        else "The refined run did not reach the SfM run's final PSNR"
+    )
+    if s["ahead"] is not None:
+        a = s["ahead"]
+        who = {"A": "the refined run", "B": "the SfM run", "tie": "neither"}[a["ahead"]]
+        lines.append(f"At {a['time_s']:.1f} s: {who} ahead ({a['a_psnr']:.2f} vs {a['b_psnr']:.2f} dB)")
+    return "  \n".join(lines)
+
+
+def race_image(race: dict) -> np.ndarray:
+    model = race["feed_forward"]["model"]
+    curves = {
+        RACE_CONTENDERS[k].format(model=model): [(p["time_s"], p["psnr"]) for p in c["curve"]]
+        for k, c in race["contenders"].items()
+    }
+    return race_chart(curves)
 
 
 @dataclass(repr=False)
@@ -163,6 +211,11 @@ class ComparePanel:
     heldout_run: viser.GuiButtonHandle
     heldout_table: viser.GuiMarkdownHandle
     heldout_image: viser.GuiImageHandle
+    race_model: viser.GuiDropdownHandle
+    race_steps: viser.GuiNumberHandle  # 0: the optimizer preset's
+    race_run: viser.GuiButtonHandle
+    race_summary: viser.GuiMarkdownHandle
+    race_image: viser.GuiImageHandle
     renderer: SplitRenderer
 
     def refresh(self, studio: Studio) -> None:
@@ -193,6 +246,14 @@ class ComparePanel:
             self.heldout_table.content = heldout_markdown(h)
             self.heldout_image.image = h.image
             self.heldout_image.visible = True
+        self.race_run.disabled = studio.capture is None
+        if state.race is None:
+            self.race_summary.content = "No race on this capture yet."
+            self.race_image.visible = False
+        else:
+            self.race_summary.content = race_markdown(state.race)
+            self.race_image.image = race_image(state.race)
+            self.race_image.visible = True
 
 
 def add_compare_panel(server: viser.ViserServer, studio: Studio) -> ComparePanel:
@@ -220,13 +281,36 @@ def add_compare_panel(server: viser.ViserServer, studio: Studio) -> ComparePanel
         heldout_image = server.gui.add_image(
             _blank(), label="ground truth | A | B", format="jpeg", visible=False
         )
+    with server.gui.add_folder("Race: refined vs 3DGS from SfM", expand_by_default=False):
+        models = studio.capabilities.models
+        race_model = server.gui.add_dropdown(
+            "Feed-forward", options=models, initial_value="long-lrm" if "long-lrm" in models else models[0]
+        )
+        race_steps = server.gui.add_number(
+            "Steps (0: preset)", initial_value=0, min=0, max=1_000_000, step=100
+        )
+        race_run = server.gui.add_button("Start race", icon=viser.Icon.CHART_LINE)
+        race_summary = server.gui.add_markdown("")
+        race_img = server.gui.add_image(_blank(), label="test PSNR vs wall time", format="png", visible=False)
     import torch
 
     renderer = SplitRenderer(studio, split_image, width=640 if torch.cuda.is_available() else 256)
     panel = ComparePanel(
         status, toggle, both, command, side, split_enabled, divider, split_image, heldout_run, heldout_table,
-        heldout_image, renderer,
+        heldout_image, race_model, race_steps, race_run, race_summary, race_img, renderer,
     )  # fmt: skip
+
+    @race_run.on_click
+    def _(event: viser.GuiEvent) -> None:
+        from studio.race import RaceOptions
+
+        options = RaceOptions(feed_forward=race_model.value, steps=int(race_steps.value) or None)
+        try:
+            job = studio.submit_race(options)
+        except ValueError as e:
+            notify(server, "Cannot start the race", str(e), kind="error", client=event.client)
+            return
+        notify(server, "Queued", job.title, kind="info", client=event.client)
 
     def on_view(client: viser.ClientHandle) -> None:
         if not studio.compare_state.split_enabled:
