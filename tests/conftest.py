@@ -1,4 +1,5 @@
-"""Shared test setup: the ``gpu`` marker skips without CUDA; fresh random seeds per test.
+"""Shared test setup: the ``gpu`` marker skips without CUDA; fresh random seeds per test; the
+browser and a small running studio for the browser tests.
 
 Seeds are drawn fresh each run (printed on failure through the ``seed`` fixture's value) so
 tests exercise new inputs; set LRM_TEST_SEED to replay one.
@@ -34,3 +35,34 @@ def seed(request) -> int:
 @pytest.fixture
 def gen(seed) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
+
+
+# ------------------------------------------------------------------------------ browser tests
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's headless chromium through Playwright (skipped, with the reason, when missing)."""
+    from studio.bench.browser import headless_chromium, missing_reason
+
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with headless_chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def running(tmp_path, gen):
+    """A studio served on a free port over a small workspace: capture "garden" (12 frames of
+    96x64, one unregistered) with one 3DGS run (``running.run_dir``)."""
+    from studio_helpers import make_capture, make_run
+
+    from studio.config import StudioConfig
+    from viewer.app import start_studio
+
+    ws = tmp_path / "ws"
+    make_capture(ws / "garden", 12, gen, width=96, height=64, points=300, unregistered=1)
+    run = make_run(ws / "garden", gen, n=1500, extent=0.7)
+    r = start_studio(StudioConfig(workspace=ws, port=0, demo=False))
+    r.run_dir = run
+    yield r
+    r.stop()

@@ -9,76 +9,19 @@ chromium or Playwright is missing; .ci/run installs chromium with apt-get.
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from studio_helpers import make_capture, make_run
+from browser_helpers import TIMEOUT_S, artifact, open_page, plotted
 from waits import eventually, scaled
 
 from pipelines.capture.images import write_image
-from studio.bench.browser import VIEWPORT, changed_fraction, headless_chromium, missing_reason, screenshot_rgb
-from studio.config import StudioConfig
+from studio.bench.browser import VIEWPORT, changed_fraction, screenshot_rgb
 from viewer import names
 
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
-TIMEOUT_S = 30.0
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = missing_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    with headless_chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def running(tmp_path, gen):
-    from viewer.app import start_studio
-
-    ws = tmp_path / "ws"
-    make_capture(ws / "garden", 12, gen, width=96, height=64, points=300, unregistered=1)
-    run = make_run(ws / "garden", gen, n=1500, extent=0.7)
-    r = start_studio(StudioConfig(workspace=ws, port=0, demo=False))
-    r.run_dir = run
-    yield r
-    r.stop()
-
-
-def open_page(browser, running):
-    page = browser.new_page(viewport=VIEWPORT)
-    before = set(running.server.get_clients())
-    page.goto(running.url)
-    page.get_by_text("Rescan workspace").wait_for(timeout=scaled(TIMEOUT_S) * 1000)
-    new = eventually(lambda: (set(running.server.get_clients()) - before) or None, "the page never connected")
-    return page, running.server.get_clients()[new.pop()]
-
-
-def plotted(page, title: str) -> dict | None:
-    """What the uPlot chart titled ``title`` plots in the page: x, y and the x scale's range
-    (viser's ``window.__viserTestpoints.uplots``), None before the chart exists."""
-    return page.evaluate(
-        """title => {
-            const charts = Object.values((window.__viserTestpoints || {}).uplots || {}).map(v => v.chart);
-            const u = charts.find(c => (c.root.querySelector('.u-title') || {}).textContent === title);
-            if (!u) return null;
-            const [x, y] = u.data.map(a => Array.from(a));
-            return {x, y, xmin: u.scales.x.min, xmax: u.scales.x.max};
-        }""",
-        title,
-    )
-
-
-def artifact(name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    return ARTIFACTS / name
 
 
 def test_load_run_shows_splats_in_every_tab(browser, running):

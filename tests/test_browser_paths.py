@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_browser import TIMEOUT_S, artifact, browser, open_page, running  # noqa: F401 (fixtures)
+from browser_helpers import TIMEOUT_S, artifact, open_page
 from waits import eventually, scaled
 
 from studio.bench.browser import changed_fraction, screenshot_rgb
@@ -14,7 +14,7 @@ from viewer import names
 pytestmark = pytest.mark.browser
 
 
-def test_orbit_and_time_slider_move_the_browser_camera(browser, running):  # noqa: F811
+def test_orbit_and_time_slider_move_the_browser_camera(browser, running):
     page, client = open_page(browser, running)
     page.get_by_role("tab", name="Path").click()
     page.get_by_role("button", name="Orbit the scene").click()

@@ -4,7 +4,6 @@ its default in words ("default: the model's") must not also get tyro's "(default
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 
 import pytest
