@@ -2,6 +2,8 @@
 # Every GPU check and benchmark in one call. Run from the repository root on a CUDA machine:
 #   bash scripts/gpu_checks.sh                  every section, in the order below
 #   bash scripts/gpu_checks.sh long-lrm render  only these sections
+#   bash scripts/gpu_checks.sh kernels          our fused Triton kernels: GPU tests, then the
+#                                               backends side by side (first in the full run)
 # Results (JSON) go to ${OUT_DIR:-gpu-results}/; each step's status and wall time is appended to
 # summary.tsv there. A failing step is recorded and the next one runs (device time is short); the
 # exit status is 1 if any step failed.
@@ -22,6 +24,26 @@ step() {
   printf '%s\t%s\t%ss\n' "$name" "$status" $((SECONDS - t0)) | tee -a "$SUMMARY"
 }
 
+# Wheels carried to the machine (it has no internet) are installed from $WHEELS (default .whl/
+# when it exists, else wheels/): mamba_ssm-*.whl, either a pure one (scripts/mamba_ssm_wheel.sh:
+# its Triton kernels, no CUDA extensions) or a CUDA build with causal_conv1d-*.whl; and
+# triton-*.whl, only when triton does not import (CUDA builds of torch ship it; a carried one must
+# be the version that torch pins, e.g. `pip download --no-deps --only-binary=:all:
+# --python-version 3.12 --platform manylinux_2_27_x86_64 -d .whl triton==X.Y.Z`).
+WHEELS=${WHEELS:-$([ -d .whl ] && echo .whl || echo wheels)}
+WHEELS_INSTALLED=0
+install_wheels() {
+  [ $WHEELS_INSTALLED = 1 ] && return
+  WHEELS_INSTALLED=1
+  if ! $PY -c "import triton" 2>/dev/null && compgen -G "$WHEELS/triton-*.whl" >/dev/null; then
+    step triton-install $PY -m pip install --no-index --no-deps "$WHEELS"/triton-*.whl
+  fi
+  local w=()
+  if compgen -G "$WHEELS/causal_conv1d-*.whl" >/dev/null; then w+=("$WHEELS"/causal_conv1d-*.whl); fi
+  if compgen -G "$WHEELS/mamba_ssm-*.whl" >/dev/null; then w+=("$WHEELS"/mamba_ssm-*.whl); fi
+  if [ ${#w[@]} -gt 0 ]; then step wheels-install $PY -m pip install --no-index --no-deps "${w[@]}"; fi
+}
+
 # gsplat JIT-compiles its CUDA kernels on first use (minutes; MAX_JOBS parallel compile jobs,
 # TORCH_CUDA_ARCH_LIST the targets; cached under ~/.cache/torch_extensions). Every section that
 # uses gsplat builds it first, so that no timed step pays for it.
@@ -35,6 +57,28 @@ gsplat_build() {
   GSPLAT_BUILT=1
 }
 
+# ---------------------------------------------------------------- Fused kernels (ours, Triton)
+# Our Triton kernels (pipelines/models/blocks/kernels/: the Mamba2 SSD chunk scan with conv and
+# gated norm, the multi-view deformable attention; forward and backward) compile on first use.
+# Their tests run compiled here: the tiny interpreter-sized cases, then the gpu-marked ones
+# (Long-LRM and GeoLRM sizes, fp32 and bf16, against the PyTorch paths; mamba-ssm's scan when it
+# loads), and tttLRM's bf16 Newton-Schulz order. Then the end-to-end benchmarks time the backends
+# side by side in one run each: the Mamba2 scan torch / triton (ours) / mamba_ssm (reported as
+# skipped when mamba-ssm is not installed), the deformable attention torch / triton.
+# Targets (issue [gpu-kernels], H100): Long-LRM 32 views at 960x544 <= 0.5 s, GeoLRM 21 views with
+# 16384 anchors <= 0.5 s, peak memory not above the torch path's.
+section_kernels() {
+  install_wheels
+  $PY -c "import torch, triton; print('torch', torch.__version__, '| triton', triton.__version__)"
+  $PY -c "from pipelines.models.blocks.mamba2 import resolve_scan_backend as r; print('auto scan:', r('auto', 'cuda'))"
+  step kernel-tests $PY -m pytest -q -rs tests/test_mamba2_kernels.py tests/test_deformable_attention_kernels.py \
+    tests/test_fast_weight_ns_order.py
+  step kernel-bench-long-lrm $PY -m studio.cli bench long-lrm --preset official-540p --views 4,8,16,32 \
+    --height 544 --width 960 --backend torch,triton,mamba_ssm --repeats 3 --json "$OUT/long_lrm_backends.json"
+  step kernel-bench-geolrm $PY -m studio.cli bench geolrm --views 6,12,21 --anchors 16384 --precision bf16 \
+    --deform-backend torch,triton --repeats 3 --json "$OUT/geolrm_backends.json"
+}
+
 # ---------------------------------------------------------------- Renderer
 section_renderer() {
   gsplat_build
@@ -45,26 +89,22 @@ section_renderer() {
 }
 
 # ---------------------------------------------------------------- Long-LRM
-# The fused Mamba2 scan needs mamba-ssm (>= 2.2; its SSD kernels are Triton) and causal-conv1d
-# (compiled CUDA), built for this machine's torch / CUDA / Python. A device without internet
-# cannot pip-install them: carry wheels built for it into ${WHEELS:-wheels}/ (mamba_ssm-*.whl,
-# causal_conv1d-*.whl; prebuilt ones are on the GitHub releases of state-spaces/mamba and
-# Dao-AILab/causal-conv1d) and they are installed from there. Without them the checks run on the
-# PyTorch scan and the fused-vs-torch tests are skipped (pytest -rs says so).
+# mamba-ssm's scan (>= 2.2; its SSD kernels are Triton) runs from a carried wheel (install_wheels
+# above: a pure one, or CUDA builds of mamba-ssm + causal-conv1d for this machine's torch / CUDA /
+# Python, from the GitHub releases of state-spaces/mamba and Dao-AILab/causal-conv1d). "auto" takes
+# mamba-ssm when installed, else our Triton scan, else the PyTorch scan; the mamba-ssm tests are
+# skipped without it (pytest -rs says so).
 section_long_lrm() {
-  local wheels=${WHEELS:-wheels}
-  if compgen -G "$wheels/causal_conv1d-*.whl" >/dev/null && compgen -G "$wheels/mamba_ssm-*.whl" >/dev/null; then
-    step mamba-install $PY -m pip install --no-index --no-deps "$wheels"/causal_conv1d-*.whl "$wheels"/mamba_ssm-*.whl
-  fi
-  $PY -c "from pipelines.models.blocks.mamba2 import mamba_ssm_available as a; print('fused Mamba2 scan:', a('cuda'))"
+  install_wheels
+  $PY -c "from pipelines.models.blocks.mamba2 import resolve_scan_backend as r; print('Mamba2 scan (auto):', r('auto', 'cuda'))"
   # fused kernel vs PyTorch scan (bf16 relative error < 1e-2), CUDA bf16 vs CPU fp32, memory bound
   step long-lrm-tests $PY -m pytest -q -rs -m gpu tests/test_mamba2.py tests/test_long_lrm_gpu.py
   # target (issue [long-lrm]): 32 views at 960x544, images in -> pruned Gaussians out,
   # <= 0.5 s and <= 24 GB on an H100; beside it the same-size all-Transformer model
   step long-lrm-bench $PY -m studio.cli bench long-lrm --preset official-540p --views 4,8,16,32 \
     --height 544 --width 960 --baseline-transformer --json "$OUT/long_lrm.json"
-  # the PyTorch scan (the fallback when mamba-ssm is absent; then the bench above already used it)
-  if $PY -c "from pipelines.models.blocks.mamba2 import mamba_ssm_available as a; raise SystemExit(not a('cuda'))"; then
+  # the PyTorch scan, when "auto" took a fused one above (the kernels section times all side by side)
+  if $PY -c "from pipelines.models.blocks.mamba2 import resolve_scan_backend as r; raise SystemExit(r('auto', 'cuda') == 'torch')"; then
     step long-lrm-bench-torch-scan $PY -m studio.cli bench long-lrm --preset official-540p --views 4,8,16,32 \
       --height 544 --width 960 --backend torch --repeats 3 --json "$OUT/long_lrm_torch_scan.json"
   fi
@@ -234,7 +274,7 @@ section_profile() {
   step profile-models profile_models
 }
 
-ALL=(renderer long-lrm ttt-lrm geolrm optimize compare synth train optimize-30k profile)
+ALL=(kernels renderer long-lrm ttt-lrm geolrm optimize compare synth train optimize-30k profile)
 SECTIONS=("$@")
 [ ${#SECTIONS[@]} -eq 0 ] && SECTIONS=("${ALL[@]}")
 for s in "${SECTIONS[@]}"; do

@@ -1,8 +1,15 @@
-"""Shared test setup: the ``gpu`` marker skips without CUDA; fresh random seeds per test; the
-browser and a small running studio for the browser tests.
+"""Shared test setup: the ``gpu`` marker skips without CUDA; fresh random seeds per test; Triton's
+interpreter on machines without CUDA; the browser and a small running studio for the browser
+tests.
 
 Seeds are drawn fresh each run (printed on failure through the ``seed`` fixture's value) so
 tests exercise new inputs; set LRM_TEST_SEED to replay one.
+
+Our Triton kernels (pipelines/models/blocks/kernels/) run on the CPU only in Triton's
+interpreter, which triton reads when a kernel is defined, i.e. when a kernel module is first
+imported. This file is imported before any test module, so without CUDA it switches the
+interpreter on here (an explicit TRITON_INTERPRET wins); with CUDA the kernels compile as usual.
+Nothing else here uses triton (torch's CPU paths do not), so the variable changes nothing else.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ import random
 
 import pytest
 import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -9,8 +9,13 @@ weights included, and above the weights), or on the CPU the peak-RSS growth in a
 
 Target (issue [geolrm], H100): 21 views, 16384 anchors, at most 6 GB peak and 0.5 s.
 
+``--deform-backend`` picks the deformable cross-attention path (auto, torch, triton: our fused
+kernel); several, comma separated, or ``all`` are timed side by side in one run
+(``studio/bench/backends.py``).
+
 Examples:
     lrm-studio bench geolrm --views 6,12,21                      # official size on CUDA
+    lrm-studio bench geolrm --views 6,12,21 --precision bf16 --deform-backend torch,triton
     lrm-studio bench geolrm --device cpu --views 2,4             # tiny preset on the CPU
 """
 
@@ -24,6 +29,13 @@ from typing import Annotated, Literal
 import torch
 
 from pipelines.models.runtime import resolve_device
+from studio.bench.backends import (
+    DEFORM_BACKENDS,
+    deform_why_not,
+    parse_backends,
+    print_unavailable,
+    side_by_side,
+)
 from studio.bench.common import (
     Timing,
     device_description,
@@ -52,7 +64,9 @@ def _case(
     warmup: int,
     repeats: int,
     seed: int = 0,
+    deform_backend: str = "auto",
 ) -> dict:
+    from pipelines.models.blocks.deformable_attention import deform_backend_of, set_deform_backend
     from pipelines.models.geolrm.config import PRESETS
     from pipelines.models.geolrm.model import GeoLRM, GeoLRMInputs
     from pipelines.models.geolrm.proposal import select_anchors
@@ -70,6 +84,7 @@ def _case(
     torch.manual_seed(seed)
     with torch.device(dev):
         net = GeoLRM(cfg).eval()
+    set_deform_backend(net, deform_backend)  # type: ignore[arg-type]
     x = GeoLRMInputs.orbit(views, cfg.image_size, generator=torch.Generator().manual_seed(seed)).to(dev)
     stages: dict[str, float] = {}
 
@@ -100,6 +115,8 @@ def _case(
     t = Timing.of(times)
     return {
         "views": views,
+        "backend": deform_backend,
+        "deform": deform_backend_of(net, dev),
         "anchors": anchors,
         "image_size": cfg.image_size,
         "gaussians": n_gaussians,
@@ -126,6 +143,7 @@ def main(
     warmup: int = 1,
     repeats: int = 5,
     isolate: bool = True,
+    deform_backend: str = "auto",
     json: Path | None = None,
 ) -> int:
     """GeoLRM time and peak memory per number of input views.
@@ -140,6 +158,9 @@ def main(
         image_size: square input side (official 448; the paper's 21-view
             SV3D path used 560).
         isolate: on the CPU, run each case in a fresh process so peak RSS is honest.
+        deform_backend: deformable cross-attention path: auto, torch, triton (our fused kernel);
+            several comma-separated (torch,triton) or ``all`` are timed side by side; one that
+            cannot run on the device is reported as skipped.
         json: write the results here.
     """
     dev = str(resolve_device(device))
@@ -148,17 +169,20 @@ def main(
         from pipelines.models.geolrm.config import PRESETS
 
         anchors = 16384 if preset == "official" else PRESETS[preset].max_anchors
+    backends, unavailable = parse_backends(deform_backend, DEFORM_BACKENDS, lambda b: deform_why_not(b, dev))
     rows, results = [], []
-    for v in view_counts(views):
+    for backend, v in ((b, v) for b in backends for v in view_counts(views)):
         r = run_bench_case(
             "studio.bench.geolrm:_case", device=dev, isolate=isolate, preset=preset, views=v, anchors=anchors,
             precision=precision, attention=attention, image_size=image_size, warmup=warmup, repeats=repeats,
+            deform_backend=backend,
         )  # fmt: skip
         results.append(r)
         peak = r["peak_total_bytes"] if r["peak_total_bytes"] is not None else r["peak_above_weights_bytes"]
         rows.append(
             [
                 v,
+                r["deform"],
                 r["anchors"],
                 r["image_size"],
                 r["gaussians"],
@@ -176,6 +200,7 @@ def main(
         title,
         [
             "views",
+            "deform",
             "anchors",
             "image",
             "Gaussians",
@@ -188,14 +213,24 @@ def main(
         ],
         rows,
     )
+    comparison = None
+    if len(backends) > 1:
+        cols, table = side_by_side(results, backends, backend_key="backend")
+        print_table("Deformable attention backends side by side (median s, whole network)", cols, table)
+        comparison = {"columns": cols, "rows": table}
+    print_unavailable(unavailable)
     payload = {
         "device": device_description(dev),
         "preset": preset,
         "precision": precision,
         "attention": attention,
+        "backends": backends,
+        "skipped_backends": unavailable,
         "target": TARGET,
         "results": results,
     }
+    if comparison is not None:
+        payload["side_by_side"] = comparison
     for r in results:
         if (
             preset == "official"
@@ -203,9 +238,13 @@ def main(
             and r["views"] == TARGET["views"]
             and r["anchors"] == TARGET["anchors"]
         ):
-            payload["target_met"] = {
+            met = {
                 "peak": gib(r["peak_total_bytes"]) <= TARGET["peak_gib"],
                 "time": r["median_s"] <= TARGET["seconds"],
             }
+            if len(backends) == 1:
+                payload["target_met"] = met
+            else:
+                payload.setdefault("target_met", {})[r["backend"]] = met
     save_results(json, payload)
     return 0

@@ -8,8 +8,13 @@ synchronized medians after warm-up; peak memory includes the weights (CUDA alloc
 CPU the peak RSS growth of a fresh process per case). The memory guard's estimate is shown beside
 the measured peak; cases the guard rejects are reported, not run.
 
+``--backend`` picks the Mamba2 scan (auto, torch, triton: ours, mamba_ssm); several, comma
+separated, or ``all`` time them side by side in one run (``studio/bench/backends.py``): every case
+once per backend, then a table of the medians and the speed-up over the PyTorch scan.
+
 Examples:
     lrm-studio bench long-lrm --preset official-540p --views 4,8,16,32 --baseline-transformer
+    lrm-studio bench long-lrm --preset official-540p --views 4,8,16,32 --backend torch,triton,mamba_ssm
     lrm-studio bench long-lrm --preset tiny --views 2,4,8 --height 64 --width 112 --device cpu
 """
 
@@ -22,6 +27,7 @@ import torch
 
 from pipelines.models.long_lrm.config import PRESETS, LongLRMConfig, transformer_baseline
 from pipelines.models.runtime import resolve_device
+from studio.bench.backends import SCAN_BACKENDS, parse_backends, print_unavailable, scan_why_not, side_by_side
 from studio.bench.common import (
     OFFLINE_COLUMNS,
     device_description,
@@ -80,22 +86,26 @@ def run_case(
 
 def bench(
     preset: str, views: list[int], height: int, width: int, device: str, baseline_transformer: bool,
-    warmup: int, repeats: int, backend: str,
+    warmup: int, repeats: int, backends: list[str],
 ) -> dict:  # fmt: skip
+    """Every (model, scan backend, views) case; the all-Transformer baseline has no scan and runs
+    once per view count. Rows carry ``backend`` (as asked) and ``scan`` (the path it resolved to)."""
     base = PRESETS[preset]
-    models = [("long-lrm", base)] + (
-        [("all-transformer", transformer_baseline(base))] if baseline_transformer else []
+    models = [("long-lrm", base, backends)] + (
+        [("all-transformer", transformer_baseline(base), backends[:1])] if baseline_transformer else []
     )
     rows = []
-    for name, cfg in models:
-        for v in views:
-            kw = dict(config_json=cfg.to_json(), views=v, height=height, width=width, warmup=warmup,
-                      repeats=repeats, backend=backend)  # fmt: skip
-            case = partial(run_bench_case, "studio.bench.long_lrm:run_case", device=device, **kw)
-            row = run_or_skip(case, views=v, width=width, height=height)  # CPU: fresh process, honest RSS
-            row["model"] = name
-            rows.append(row)
-            release_memory()
+    for name, cfg, model_backends in models:
+        for backend in model_backends:
+            for v in views:
+                kw = dict(config_json=cfg.to_json(), views=v, height=height, width=width, warmup=warmup,
+                          repeats=repeats, backend=backend)  # fmt: skip
+                case = partial(run_bench_case, "studio.bench.long_lrm:run_case", device=device, **kw)
+                row = run_or_skip(case, views=v, width=width, height=height)  # CPU: fresh process, honest RSS
+                row["model"] = name if len(model_backends) == 1 else f"{name} ({backend})"
+                row["backend"] = backend
+                rows.append(row)
+                release_memory()
     return {"benchmark": "long-lrm", "preset": preset, "device": device_description(device), "rows": rows}
 
 
@@ -122,7 +132,9 @@ def main(
         baseline_transformer: also run the same model with every block a Transformer.
         warmup: calls before timing.
         repeats: timed calls (median reported).
-        backend: Mamba2 scan path: auto, torch, mamba_ssm.
+        backend: Mamba2 scan path: auto, torch, triton (ours), mamba_ssm; several comma-separated
+            (e.g. torch,triton,mamba_ssm) or ``all`` are timed side by side; one that cannot run
+            on the device is reported as skipped.
         json: write the results here.
     """
     device = str(resolve_device(device))
@@ -130,9 +142,20 @@ def main(
     if height % m or width % m:
         raise SystemExit(f"--height and --width must be multiples of {m}")
     counts = view_counts(views)
-    result = bench(preset, counts, height, width, device, baseline_transformer, warmup, repeats, backend)
-    table = [offline_row(r) for r in result["rows"]]
-    print_table(f"Long-LRM {preset} on {result['device']}", OFFLINE_COLUMNS, table)
-    print_skipped(result["rows"])
+    backends, unavailable = parse_backends(backend, SCAN_BACKENDS, lambda b: scan_why_not(b, device))
+    result = {"backends": backends, "skipped_backends": unavailable}
+    if backends:
+        result |= bench(
+            preset, counts, height, width, device, baseline_transformer, warmup, repeats, backends
+        )
+        table = [offline_row(r) for r in result["rows"]]
+        print_table(f"Long-LRM {preset} on {result['device']}", OFFLINE_COLUMNS, table)
+        print_skipped(result["rows"])
+        if len(backends) > 1:
+            scan_rows = [r for r in result["rows"] if not r["model"].startswith("all-transformer")]
+            cols, table = side_by_side(scan_rows, backends, backend_key="backend")
+            print_table("Mamba2 scan backends side by side (median s, end to end)", cols, table)
+            result["side_by_side"] = {"columns": cols, "rows": table}
+    print_unavailable(unavailable)
     save_results(json, result)
     return 0

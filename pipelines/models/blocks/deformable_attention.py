@@ -14,6 +14,13 @@ outside the map read zeros.
 Fast path: ``ms_deform_attn`` (``F.grid_sample`` per level, chunked over queries). Reference
 path: ``_ms_deform_attn_reference`` (explicit four-corner gather), same signature.
 
+Fused multi-view path: ``multiview_deform_attn`` does the sampling, the weighting and the sums
+over points, levels and views (softmax over views) for pre-projected values in one Triton kernel
+of ours (``kernels/deform_attn.py``, forward and backward) or, with ``backend="torch"``, with
+``ms_deform_attn`` per view (``_multiview_deform_attn_torch``, same signature).
+``MultiViewDeformableAttention.backend`` ("auto": ours on CUDA where triton imports, else the
+PyTorch path; :func:`set_deform_backend`) chooses; triton is imported only inside that path.
+
 Examples:
     >>> attn = MultiViewDeformableAttention(query_dim=32, value_dim=16, heads=4, levels=2, points=2)
     >>> q = torch.randn(1, 10, 32)                                          # [B, Q, D]
@@ -26,10 +33,23 @@ Examples:
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from pipelines.models.blocks.kernels import triton_available
+
+DeformBackend = Literal["auto", "torch", "triton"]
+
+
+def resolve_deform_backend(backend: DeformBackend, device: torch.device | str) -> str:
+    """ "auto" -> "triton" (our fused kernel) on CUDA with triton installed, else "torch"; an
+    explicit backend is returned as given."""
+    if backend != "auto":
+        return backend
+    return "triton" if torch.device(device).type == "cuda" and triton_available(device) else "torch"
 
 
 def ms_deform_attn(
@@ -105,6 +125,79 @@ def _ms_deform_attn_reference(
     return out.permute(0, 3, 1, 2).reshape(b, nq, h * dh)
 
 
+def split_levels(values: Tensor, level_shapes: list[tuple[int, int]], heads: int) -> list[Tensor]:
+    """values [N, S, H*Dh] channel-last, levels' rows concatenated (row-major) -> per level
+    [N, H, Dh, h, w] (the layout of ``ms_deform_attn``)."""
+    n, _, c = values.shape
+    out, start = [], 0
+    for h, w in level_shapes:
+        lv = values[:, start : start + h * w].reshape(n, h, w, heads, c // heads)
+        out.append(lv.permute(0, 3, 4, 1, 2))  # [N, H, Dh, h, w]
+        start += h * w
+    assert start == values.shape[1], f"level shapes {level_shapes} cover {start} of {values.shape[1]} rows"
+    return out
+
+
+def _multiview_deform_attn_torch(
+    values: Tensor,
+    level_shapes: list[tuple[int, int]],
+    reference: Tensor,
+    offsets: Tensor,
+    weights: Tensor,
+    view_w: Tensor,
+    view_b: Tensor,
+    *,
+    query_chunk: int = 4096,
+) -> Tensor:  # [B, Q, H*Dh]
+    """The PyTorch path of :func:`multiview_deform_attn` (all views at once, ``ms_deform_attn``)."""
+    b, v, _, c = values.shape
+    _, nq, h, nl, p, _ = offsets.shape
+    levels = split_levels(values.flatten(0, 1), level_shapes, h)  # per level [B*V, H, Dh, h, w]
+    loc = reference[:, :, :, None, None, None, :] + offsets[:, None]  # [B, V, Q, H, L, P, 2]
+    wts = weights[:, None].expand(b, v, nq, h, nl, p)
+    out = ms_deform_attn(levels, loc.flatten(0, 1), wts.flatten(0, 1), query_chunk=query_chunk)
+    out = out.view(b, v, nq, c)  # [B, V, Q, H*Dh]
+    prob = (out @ view_w.to(out.dtype) + view_b.to(out.dtype)).softmax(dim=1)  # [B, V, Q]
+    return (out * prob[..., None]).sum(1)
+
+
+def multiview_deform_attn(
+    values: Tensor,
+    level_shapes: list[tuple[int, int]],
+    reference: Tensor,
+    offsets: Tensor,
+    weights: Tensor,
+    view_w: Tensor,
+    view_b: Tensor,
+    *,
+    backend: DeformBackend = "auto",
+    query_chunk: int = 4096,
+) -> Tensor:  # [B, Q, H*Dh]
+    """Deformable sampling in every view, fused over views by a softmax of a linear score.
+
+    values [B, V, S, H*Dh] channel-last per view, the levels' rows concatenated (level l holds
+    h_l*w_l rows, row-major; ``level_shapes`` [(h_l, w_l), ...]); reference [B, V, Q, 2] (x, y)
+    normalised as in the module doc; offsets [B, Q, H, L, P, 2] normalised map units (shared by
+    the views); weights [B, Q, H, L, P] (already normalised); view_w [H*Dh], view_b [1] (the
+    ``cross_view_weight`` Linear). out_v = ``ms_deform_attn`` of view v at reference_v + offsets;
+    returns sum_v softmax_v(out_v . view_w + view_b) out_v [B, Q, H*Dh], float32 (float64 for
+    float64 values on the torch path). ``backend``: "torch", "triton" (ours) or "auto"."""
+    backend = resolve_deform_backend(backend, values.device)  # type: ignore[assignment]
+    if backend == "torch":
+        return _multiview_deform_attn_torch(
+            values, level_shapes, reference, offsets, weights, view_w, view_b, query_chunk=query_chunk
+        )
+    if not triton_available(values.device):
+        raise RuntimeError(
+            f"the fused deformable attention needs triton and a CUDA tensor (or TRITON_INTERPRET=1 on the "
+            f"CPU, for tests); tensor on {values.device}; use backend='torch'"
+        )
+    from pipelines.models.blocks.kernels.deform_attn import multiview_deform_attn_triton
+
+    shapes = tuple((int(hh), int(ww)) for hh, ww in level_shapes)
+    return multiview_deform_attn_triton(values, shapes, reference, offsets, weights, view_w, view_b)
+
+
 class DeformableAttention(nn.Module):
     """Per-view multi-scale deformable attention (the BEVFormer/VoxFormer ``MSDeformableAttention3D``
     with one reference point per query). Parameter names follow that module:
@@ -149,6 +242,15 @@ class DeformableAttention(nn.Module):
             out.append(v.reshape(n, hh, ww, self.heads, -1).permute(0, 3, 4, 1, 2).contiguous())
         return out
 
+    def project_values_flat(self, feats: list[Tensor]) -> Tensor:
+        """feats per level [N, C_value, h, w] -> [N, S, D] channel-last, the levels' rows
+        concatenated (S = sum h*w; the layout of :func:`multiview_deform_attn`)."""
+        out = []
+        for f in feats:
+            assert f.shape[1] == self.value_dim, f"value channels {f.shape[1]} != value_dim {self.value_dim}"
+            out.append(self.value_proj(f.flatten(2).transpose(1, 2)))  # [N, h*w, D]
+        return torch.cat(out, dim=1)
+
     def sampling(self, query: Tensor, spatial_shapes: list[tuple[int, int]]) -> tuple[Tensor, Tensor]:
         """query [B, Q, D] -> (offsets [B, Q, H, L, P, 2] in normalised map units, i.e. feature
         pixels divided by each level's (w, h); weights [B, Q, H, L, P], softmax over L*P)."""
@@ -178,8 +280,9 @@ class MultiViewDeformableAttention(nn.Module):
     ``MSDCAWrapper``): per view ``out_v = DeformableAttention(query, feats_v, ref_v)``, mixed by
     ``softmax_v(cross_view_weight(out_v))``, then ``output_proj``; the result is added to the
     query passed in (GeoLRM passes the RMS-normalised query, so the residual is the normalised
-    one). Views are processed in chunks with a running (online) softmax, so memory does not grow
-    with V; ``_forward_dense`` is the all-views-at-once reference."""
+    one). PyTorch path: views in chunks with a running (online) softmax, so memory does not grow
+    with V; fused path (``backend``, module doc): :func:`multiview_deform_attn` on our kernel;
+    ``_forward_dense`` is the all-views-at-once reference."""
 
     def __init__(
         self, query_dim: int, value_dim: int, heads: int, levels: int, points: int, dropout: float = 0.0
@@ -189,6 +292,7 @@ class MultiViewDeformableAttention(nn.Module):
         self.output_proj = nn.Linear(query_dim, query_dim)
         self.cross_view_weight = nn.Linear(query_dim, 1)
         self.dropout = nn.Dropout(dropout)
+        self.backend: DeformBackend = "auto"
         nn.init.xavier_uniform_(self.output_proj.weight)
         nn.init.zeros_(self.output_proj.bias)
 
@@ -234,6 +338,8 @@ class MultiViewDeformableAttention(nn.Module):
         """query [B, Q, D]; feats per level [B, V, C_value, h, w]; reference [B, V, Q, 2]
         normalised image coordinates of each query in each view. Returns [B, Q, D]."""
         b, v, nq = self._check(query, feats, reference)
+        if resolve_deform_backend(self.backend, query.device) == "triton":
+            return self._forward_fused(query, feats, reference)
         off, wts = self.deformable_attention.sampling(query, [tuple(f.shape[-2:]) for f in feats])
         m = num = den = None
         for s in range(0, v, view_chunk):
@@ -258,6 +364,26 @@ class MultiViewDeformableAttention(nn.Module):
         fused = num / den
         return query + self.dropout(self.output_proj(fused))
 
+    def _forward_fused(self, query: Tensor, feats: list[Tensor], reference: Tensor) -> Tensor:
+        """Every view in one call of our fused kernel (:func:`multiview_deform_attn`)."""
+        b, v, _ = self._check(query, feats, reference)
+        da = self.deformable_attention
+        shapes = [tuple(f.shape[-2:]) for f in feats]
+        off, wts = da.sampling(query, shapes)
+        values = da.project_values_flat([f.flatten(0, 1) for f in feats])  # [B*V, S, D]
+        values = values.view(b, v, *values.shape[1:])  # [B, V, S, D]
+        fused = multiview_deform_attn(
+            values,
+            shapes,
+            reference,
+            off,
+            wts,
+            self.cross_view_weight.weight[0],
+            self.cross_view_weight.bias,
+            backend="triton",
+        )  # [B, Q, D] float32
+        return query + self.dropout(self.output_proj(fused.to(query.dtype)))
+
     def _forward_dense(
         self, query: Tensor, feats: list[Tensor], reference: Tensor, *, query_chunk: int = 4096
     ) -> Tensor:
@@ -267,3 +393,20 @@ class MultiViewDeformableAttention(nn.Module):
         out = self._views(query, feats, reference, off, wts, query_chunk)  # [B, V, Q, D]
         w = self.cross_view_weight(out).softmax(1)
         return query + self.dropout(self.output_proj((out * w).sum(1)))
+
+
+def set_deform_backend(module: nn.Module, backend: DeformBackend) -> None:
+    """Choose the path of every MultiViewDeformableAttention inside ``module`` ("auto", "torch",
+    "triton")."""
+    for m in module.modules():
+        if isinstance(m, MultiViewDeformableAttention):
+            m.backend = backend
+
+
+def deform_backend_of(module: nn.Module, device: torch.device | str) -> str | None:
+    """The path the deformable cross-attention inside ``module`` takes on ``device`` (the first
+    one's setting, resolved), or None without one."""
+    for m in module.modules():
+        if isinstance(m, MultiViewDeformableAttention):
+            return resolve_deform_backend(m.backend, device)
+    return None

@@ -33,7 +33,10 @@ weights the layer started from (the slow weights; kept in the state, so a stream
 renormalises to the same norms as the official single call does).
 
 NS5 (:func:`newton_schulz5`): X = G / (|G|_F + 1e-7) (transposed when taller than wide), then 5
-times X <- a X + (b A + c A A) X with A = X X^T, (a, b, c) = (3.4445, -4.7750, 2.0315). The
+times X <- a X + (b A + (c A) A) X with A = X X^T, (a, b, c) = (3.4445, -4.7750, 2.0315); the
+scaling by c comes before the product, as in the official ``zeropower_via_newtonschulz5``
+(``b * A + c * A @ A``, which Python evaluates as ``(c * A) @ A``): in bfloat16 the two orders
+round differently, and this one is the released model's. The
 quintic maps every singular value s with s / |G|_F >= 3e-3 into [0.68, 1.21] after 5 steps (so
 the update is U S' V^T with S' near 1, not exactly U V^T); the official code computes it in
 bfloat16, which is our default on CUDA; on the CPU it runs in float32 (float64 for float64 inputs).
@@ -179,7 +182,7 @@ def newton_schulz5(G: Tensor, steps: int = 5, *, dtype: torch.dtype | None = Non
     X = X / (X.norm(dim=(1, 2), keepdim=True) + NS_EPS)
     for _ in range(steps):
         A = X @ X.transpose(1, 2)
-        X = a * X + (b * A + c * (A @ A)) @ X
+        X = a * X + (b * A + (c * A) @ A) @ X  # the official order: c * A @ A is (c * A) @ A
     return X.transpose(1, 2) if tall else X
 
 

@@ -1,5 +1,5 @@
-"""Mamba2 (SSD) mixer: a chunked pure-PyTorch scan and mamba-ssm's fused kernel behind one dispatch,
-and Long-LRM's bidirectional block.
+"""Mamba2 (SSD) mixer: a chunked pure-PyTorch scan, our fused Triton kernels and mamba-ssm's fused
+kernel behind one dispatch, and Long-LRM's bidirectional block.
 
 Math (Mamba2, ``mamba_ssm`` ``mamba_split_conv1d_scan_ref``), per sequence of length L:
 
@@ -16,13 +16,23 @@ Math (Mamba2, ``mamba_ssm`` ``mamba_split_conv1d_scan_ref``), per sequence of le
 Heads are split into G groups that share B and C (Long-LRM: G = 1). ``ssd_chunked`` evaluates
 the recurrence exactly in blocks of ``chunk_size`` steps (the SSD "chunked" form: a masked
 attention-like product inside each chunk, a state recurrence between chunks), in float32 (float64
-for float64 inputs). ``mamba_split_conv1d_scan`` dispatches between ``_scan_torch`` and
-``_scan_mamba_ssm`` (the fused Triton kernel ``mamba_split_conv1d_scan_combined``), which take the
-same arguments; mamba-ssm is imported only inside the CUDA path.
+for float64 inputs). ``mamba_split_conv1d_scan`` dispatches between ``_scan_torch``, ``_scan_triton``
+(ours: ``kernels/mamba_split_scan.py``, conv + SSD chunk scan + gated norm, forward and backward)
+and ``_scan_mamba_ssm`` (mamba-ssm's ``mamba_split_conv1d_scan_combined``; without causal-conv1d,
+a PyTorch conv then mamba-ssm's Triton ``mamba_chunk_scan_combined`` and gated norm), which take
+the same arguments; triton and mamba-ssm are imported only inside their paths, and nothing is compiled
+before a first call. ``backend="auto"`` (:func:`resolve_scan_backend`) takes mamba-ssm where it
+is installed on CUDA, else ours on CUDA where triton imports, else the PyTorch path (always on
+the CPU: there Triton only runs in its interpreter, for tests).
+
+``reverse=True`` scans the sequence from its end: the result equals scanning ``zxbcdt.flip(1)``
+and flipping the output back. Our kernels index rows backwards instead of flipping (no copies);
+the other paths flip.
 
 Long-LRM's block (``model/mamba2.py``): ``x + BiMamba2(RMSNorm(x))`` where ``BiMamba2`` shares one
 ``in_proj`` and one ``out_proj`` between two scan branches; branch 0 scans the sequence, branch 1
-scans it reversed and its output is reversed back; the two are summed (not averaged).
+scans it reversed (``reverse=True``) and its output is read back in the original order; the two
+are summed (not averaged).
 
 Examples:
     >>> blk = Mamba2Block(32, d_state=16, headdim=16, chunk_size=8)
@@ -40,15 +50,50 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ScanBackend = Literal["auto", "torch", "mamba_ssm"]
+from pipelines.models.blocks.kernels import triton_available
+
+ScanBackend = Literal["auto", "torch", "triton", "mamba_ssm"]
 NO_DT_LIMIT = (0.0, float("inf"))
 
 
 def mamba_ssm_available(device: torch.device | str) -> bool:
-    """True when the fused path can run: a CUDA device, mamba-ssm and causal-conv1d importable."""
-    if torch.device(device).type != "cuda":
-        return False
-    return all(importlib.util.find_spec(m) is not None for m in ("mamba_ssm", "causal_conv1d"))
+    """True when mamba-ssm's path can run: a CUDA device and mamba-ssm installed (its SSD kernels
+    are Triton; with causal-conv1d installed too, the conv is fused as well: ``_scan_mamba_ssm``)."""
+    return torch.device(device).type == "cuda" and importlib.util.find_spec("mamba_ssm") is not None
+
+
+def _mamba_ssm_triton_modules():
+    """mamba-ssm's ``ssd_combined`` and ``layernorm_gated`` (Triton). A wheel built without its CUDA
+    extensions (MAMBA_SKIP_CUDA_BUILD=TRUE) holds them, but ``import mamba_ssm`` fails there (its
+    package __init__ imports the selective-scan extension): then the package is registered without
+    running that __init__, and only these Triton modules are loaded."""
+    try:
+        import mamba_ssm  # noqa: F401
+    except ImportError:
+        import sys
+        import types
+
+        spec = importlib.util.find_spec("mamba_ssm")
+        assert spec is not None and spec.submodule_search_locations, "mamba-ssm is not installed"
+        pkg = types.ModuleType("mamba_ssm")
+        pkg.__path__ = list(spec.submodule_search_locations)
+        sys.modules["mamba_ssm"] = pkg
+    from mamba_ssm.ops.triton import layernorm_gated, ssd_combined
+
+    return ssd_combined, layernorm_gated
+
+
+def resolve_scan_backend(backend: ScanBackend, device: torch.device | str) -> str:
+    """The path ``backend`` runs on ``device``: "auto" -> "mamba_ssm" when
+    :func:`mamba_ssm_available`, else "triton" on CUDA with triton installed, else "torch";
+    an explicit backend is returned as given (the dispatch checks that it can run)."""
+    if backend != "auto":
+        return backend
+    if mamba_ssm_available(device):
+        return "mamba_ssm"
+    if torch.device(device).type == "cuda" and triton_available(device):
+        return "triton"
+    return "torch"
 
 
 # --------------------------------------------------------------------------- chunked SSD scan
@@ -142,7 +187,13 @@ def _scan_torch(
     chunk_size: int,
     norm_eps: float,
     dt_limit: tuple[float, float] = NO_DT_LIMIT,
+    reverse: bool = False,
 ) -> Tensor:  # [B, L, d_inner]
+    if reverse:  # the reference semantics of the reversed scan
+        return _scan_torch(
+            zxbcdt.flip(1), conv_weight, conv_bias, dt_bias, A, D, norm_weight, headdim=headdim,
+            ngroups=ngroups, chunk_size=chunk_size, norm_eps=norm_eps, dt_limit=dt_limit,
+        ).flip(1)  # fmt: skip
     H = A.shape[0]
     d_inner = H * headdim
     N = (conv_weight.shape[0] - d_inner) // ngroups // 2
@@ -179,14 +230,61 @@ def _scan_mamba_ssm(
     chunk_size: int,
     norm_eps: float,
     dt_limit: tuple[float, float] = NO_DT_LIMIT,
+    reverse: bool = False,
 ) -> Tensor:  # [B, L, d_inner]
-    from mamba_ssm.ops.triton.ssd_combined import mamba_split_conv1d_scan_combined
-
+    ssd_combined, layernorm_gated = _mamba_ssm_triton_modules()
+    zx = (zxbcdt.flip(1) if reverse else zxbcdt).contiguous()
     kwargs = {} if tuple(dt_limit) == NO_DT_LIMIT else {"dt_limit": tuple(dt_limit)}
-    return mamba_split_conv1d_scan_combined(
-        zxbcdt.contiguous(), conv_weight, conv_bias, dt_bias, A, D, chunk_size,
-        activation="swish", rmsnorm_weight=norm_weight, rmsnorm_eps=norm_eps,
-        headdim=headdim, ngroups=ngroups, norm_before_gate=False, **kwargs,
+    if importlib.util.find_spec("causal_conv1d") is not None:  # everything fused
+        out = ssd_combined.mamba_split_conv1d_scan_combined(
+            zx, conv_weight, conv_bias, dt_bias, A, D, chunk_size, activation="swish",
+            rmsnorm_weight=norm_weight, rmsnorm_eps=norm_eps, headdim=headdim, ngroups=ngroups,
+            norm_before_gate=False, **kwargs,
+        )  # fmt: skip
+    else:  # no causal-conv1d (e.g. a wheel without CUDA extensions): PyTorch conv, mamba-ssm's Triton rest
+        H = A.shape[0]
+        d_inner, conv_dim = H * headdim, conv_weight.shape[0]
+        N = (conv_dim - d_inner) // ngroups // 2
+        b, L, _ = zx.shape
+        z, xBC, dt = zx.split([d_inner, conv_dim, H], dim=-1)
+        xBC = causal_conv1d_silu(xBC, conv_weight, conv_bias).contiguous()  # [b, L, conv_dim]
+        x, B, C = xBC.split([d_inner, ngroups * N, ngroups * N], dim=-1)
+        y = ssd_combined.mamba_chunk_scan_combined(
+            x.reshape(b, L, H, headdim), dt, A, B.reshape(b, L, ngroups, N), C.reshape(b, L, ngroups, N),
+            chunk_size, D=D, dt_bias=dt_bias, dt_softplus=True, **kwargs,
+        )  # fmt: skip
+        out = layernorm_gated.rmsnorm_fn(
+            y.reshape(b, L, d_inner),
+            norm_weight,
+            None,
+            z=z.contiguous(),
+            eps=norm_eps,
+            norm_before_gate=False,
+        )
+    return out.flip(1) if reverse else out
+
+
+def _scan_triton(
+    zxbcdt: Tensor,
+    conv_weight: Tensor,
+    conv_bias: Tensor | None,
+    dt_bias: Tensor,
+    A: Tensor,
+    D: Tensor,
+    norm_weight: Tensor,
+    *,
+    headdim: int,
+    ngroups: int,
+    chunk_size: int,
+    norm_eps: float,
+    dt_limit: tuple[float, float] = NO_DT_LIMIT,
+    reverse: bool = False,
+) -> Tensor:  # [B, L, d_inner]
+    from pipelines.models.blocks.kernels.mamba_split_scan import mamba_split_conv1d_scan_triton
+
+    return mamba_split_conv1d_scan_triton(
+        zxbcdt, conv_weight, conv_bias, dt_bias, A, D, norm_weight, headdim=headdim, ngroups=ngroups,
+        chunk_size=chunk_size, norm_eps=norm_eps, dt_limit=dt_limit, reverse=reverse,
     )  # fmt: skip
 
 
@@ -204,23 +302,28 @@ def mamba_split_conv1d_scan(
     chunk_size: int,
     norm_eps: float,
     dt_limit: tuple[float, float] = NO_DT_LIMIT,
+    reverse: bool = False,
     backend: ScanBackend = "auto",
 ) -> Tensor:
     """conv1d + SiLU, SSD scan with D skip, gated RMSNorm: zxbcdt [B, L, 2*d_inner + 2*G*N + H]
     -> [B, L, d_inner]. conv_weight [d_inner + 2*G*N, W]; dt_bias, A (negative), D [H];
-    norm_weight [d_inner]. ``backend="auto"`` takes mamba-ssm's fused kernel when
-    :func:`mamba_ssm_available`, else the PyTorch path."""
-    if backend == "auto":
-        backend = "mamba_ssm" if mamba_ssm_available(zxbcdt.device) else "torch"
+    norm_weight [d_inner]. ``reverse``: scan from the end (module doc). ``backend``: "torch",
+    "triton" (ours), "mamba_ssm", or "auto" (:func:`resolve_scan_backend`)."""
+    backend = resolve_scan_backend(backend, zxbcdt.device)  # type: ignore[assignment]
     if backend == "mamba_ssm" and not mamba_ssm_available(zxbcdt.device):
         raise RuntimeError(
-            f"the fused Mamba2 scan needs CUDA with mamba-ssm and causal-conv1d installed (tensor on "
-            f"{zxbcdt.device}); install the `cuda` extra or use backend='torch'"
+            f"the fused Mamba2 scan needs CUDA with mamba-ssm installed (tensor on {zxbcdt.device}); "
+            f"install the `cuda` extra or use backend='torch'"
         )
-    fn = _scan_mamba_ssm if backend == "mamba_ssm" else _scan_torch
+    if backend == "triton" and not triton_available(zxbcdt.device):
+        raise RuntimeError(
+            f"our Triton Mamba2 scan needs triton and a CUDA tensor (or TRITON_INTERPRET=1 on the CPU, "
+            f"for tests); tensor on {zxbcdt.device}; use backend='torch'"
+        )
+    fn = {"mamba_ssm": _scan_mamba_ssm, "triton": _scan_triton, "torch": _scan_torch}[backend]
     return fn(
-        zxbcdt, conv_weight, conv_bias, dt_bias, A, D, norm_weight,
-        headdim=headdim, ngroups=ngroups, chunk_size=chunk_size, norm_eps=norm_eps, dt_limit=dt_limit,
+        zxbcdt, conv_weight, conv_bias, dt_bias, A, D, norm_weight, headdim=headdim, ngroups=ngroups,
+        chunk_size=chunk_size, norm_eps=norm_eps, dt_limit=dt_limit, reverse=reverse,
     )  # fmt: skip
 
 
@@ -291,20 +394,22 @@ class Mamba2Scan(nn.Module):
         for p in (self.dt_bias, self.A_log, self.D):
             p._no_weight_decay = True  # type: ignore[attr-defined]
 
-    def forward(self, zxbcdt: Tensor) -> Tensor:
+    def forward(self, zxbcdt: Tensor, reverse: bool = False) -> Tensor:
+        """zxbcdt [B, L, 2*d_inner + 2*G*N + H] -> [B, L, d_inner]; ``reverse``: scan from the end."""
         A = -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32)))  # [H]
         return mamba_split_conv1d_scan(
             zxbcdt, self.conv1d.weight[:, 0, :], self.conv1d.bias, self.dt_bias, A,
             self.D, self.norm.weight, headdim=self.headdim, ngroups=self.ngroups, chunk_size=self.chunk_size,
-            norm_eps=self.norm.eps, dt_limit=self.dt_limit, backend=self.backend,
+            norm_eps=self.norm.eps, dt_limit=self.dt_limit, reverse=reverse, backend=self.backend,
         )  # fmt: skip
 
 
 class BiMamba2(nn.Module):
-    """Bidirectional Mamba2: shared in_proj / out_proj, two scan branches, flip, sum.
+    """Bidirectional Mamba2: shared in_proj / out_proj, two scan branches (forward, reversed), sum.
 
     x [B, L, d_model] -> [B, L, d_model]:
-    ``out_proj(scans[0](in_proj(x)) + flip(scans[1](flip(in_proj(x)))))``, flip along L.
+    ``out_proj(scans[0](in_proj(x)) + flip(scans[1](flip(in_proj(x)))))``, flip along L (the
+    second branch runs with ``reverse=True``, which our kernels do without flipped copies).
     """
 
     def __init__(
@@ -323,7 +428,7 @@ class BiMamba2(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         zxbcdt = self.in_proj(x)  # [B, L, 2*d_inner + 2*G*N + H]
-        y = self.scans[0](zxbcdt) + self.scans[1](zxbcdt.flip(1)).flip(1)  # [B, L, d_inner]
+        y = self.scans[0](zxbcdt) + self.scans[1](zxbcdt, reverse=True)  # [B, L, d_inner]
         return self.out_proj(y)
 
 
@@ -341,7 +446,17 @@ class Mamba2Block(nn.Module):
 
 
 def set_scan_backend(module: nn.Module, backend: ScanBackend) -> None:
-    """Choose the scan path of every Mamba2Scan inside ``module`` ("auto", "torch", "mamba_ssm")."""
+    """Choose the scan path of every Mamba2Scan inside ``module`` ("auto", "torch", "triton",
+    "mamba_ssm")."""
     for m in module.modules():
         if isinstance(m, Mamba2Scan):
             m.backend = backend
+
+
+def scan_backend_of(module: nn.Module, device: torch.device | str) -> str | None:
+    """The path the Mamba2 scans inside ``module`` take on ``device`` (resolved from the first
+    Mamba2Scan's setting; :func:`set_scan_backend` sets them all alike), or None without one."""
+    for m in module.modules():
+        if isinstance(m, Mamba2Scan):
+            return resolve_scan_backend(m.backend, device)
+    return None

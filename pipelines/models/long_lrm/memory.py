@@ -53,12 +53,13 @@ def _mamba_block(c: LongLRMConfig, L: int, d: int, e: int, scan: str) -> int:
     di, heads, N = c.expand * d, c.expand * d // c.ssm_head_dim, c.d_state
     p_in = 2 * di + 2 * N + heads
     chunks, l = math.ceil(L / c.chunk_size), c.chunk_size
-    live = 2 * L * d * F32 + 2 * L * p_in * e  # residual, norm; in_proj output and its flip
+    flips = 2 if scan != "triton" else 1  # our kernels read the reversed branch without a flipped copy
+    live = 2 * L * d * F32 + flips * L * p_in * e  # residual, norm; in_proj output (and its flip)
     branch = L * (di + 2 * N) * e + 3 * L * di * F32 + L * di * e  # conv out, scan + gating, output
     states = chunks * heads * c.ssm_head_dim * N * F32
     if scan == "torch":
         temps = L * (di + 2 * N + heads) * F32 + 5 * chunks * heads * l * l * F32 + 3 * states
-    else:
+    else:  # fused (mamba-ssm's or ours): dt and its cumsum, C.B per chunk, chunk states
         temps = chunks * l * l * F32 + 2 * states + L * heads * F32 * 2
     return live + branch + temps + 2 * L * di * e + L * d * e
 
@@ -70,7 +71,7 @@ def _transformer_block(c: LongLRMConfig, L: int, d: int, e: int) -> int:
 
 def estimate_bytes(
     config: LongLRMConfig, *, views: int, height: int, width: int, act_bytes: int,
-    scan: Literal["torch", "mamba_ssm"] = "torch",
+    scan: Literal["torch", "triton", "mamba_ssm"] = "torch",
 ) -> int:  # fmt: skip
     """Estimated peak bytes of one inference (no gradients) at the model size height x width;
     ``act_bytes`` 2 under bf16 autocast, 4 in float32."""

@@ -17,7 +17,7 @@ import torch
 from pipelines.gaussians import Gaussians
 from pipelines.models.base import Views
 from pipelines.models.blocks.gaussian_head import prune
-from pipelines.models.blocks.mamba2 import mamba_ssm_available
+from pipelines.models.blocks.mamba2 import scan_backend_of
 from pipelines.models.long_lrm.memory import check_memory
 from pipelines.models.long_lrm.model import LongLRM
 from pipelines.models.long_lrm.preprocess import Prepared, model_size, prepare
@@ -36,7 +36,9 @@ class LongLRMReconstructor(PixelReconstructor):
 
     @property
     def scan_backend(self) -> str:
-        return "mamba_ssm" if mamba_ssm_available(self.device) else "torch"
+        """The Mamba2 scan path the model's blocks take on this device ("torch", "triton",
+        "mamba_ssm"; ``set_scan_backend`` chooses, "auto" resolves by what is installed)."""
+        return scan_backend_of(self.model, self.device) or "torch"
 
     def check_memory(self, views: int, width: int, height: int) -> int:
         """Raise InsufficientMemory if ``views`` images of width x height (before resizing) will
