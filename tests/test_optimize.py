@@ -143,6 +143,29 @@ def test_a_refined_run_densifies_keeps_its_bands_and_is_not_reset(scene, tmp_pat
     assert info["params"]["config"]["sh_degree_start"] == gt.sh_degree
 
 
+def test_a_refined_run_over_the_cap_keeps_its_most_opaque_gaussians(scene):
+    """A feed-forward result over the cap starts from its most opaque Gaussians: its surface,
+    not the large faint splats around it that have more opacity x area."""
+    from studio.commands.optimize import REFINE_FILL, initial_gaussians
+
+    capture, gt, seed = scene
+    gen = torch.Generator().manual_seed(seed + 3)
+    surface = gt.clone()
+    surface.opacity_logits = 1.0 + torch.rand(gt.num, generator=gen)  # opacity 0.73..0.88
+    faint = gt.clone()  # large, faint, off the surface: more opacity x area than the surface
+    faint.means += 0.3 * torch.randn(faint.means.shape, generator=gen)
+    faint.log_scales += 2.0
+    faint.opacity_logits = torch.full((gt.num,), -1.0) - torch.rand(gt.num, generator=gen)
+    assert faint.importance().min() > surface.importance().max()
+    run = new_run_dir(capture.root, "long-lrm")
+    write_run(run, type(gt).cat([faint, surface]), {"method": "long-lrm", "params": {}, "timings": {}})
+    cap = int(gt.num / REFINE_FILL)  # room for as many as the surface has
+    cfg = replace(small_config(1), densify=replace(small_config(1).densify, cap_max=cap))
+    start, _ = initial_gaussians(Capture.load(capture.root), run.name, cfg)
+    assert start.num == int(REFINE_FILL * cap) == gt.num
+    torch.testing.assert_close(start.means.sort(0).values, surface.means.sort(0).values)
+
+
 def test_resume_after_a_crash_reproduces_the_uninterrupted_run(scene, tmp_path):
     """Densification (splits draw random numbers), SH raises and the view order all cross the
     checkpoint; the resumed run's Gaussians equal the uninterrupted run's bit for bit."""

@@ -113,8 +113,11 @@ def initial_gaussians(capture: Capture, init: str, cfg: OptimizeConfig) -> tuple
     gsplat's init), "random" (simple_trainer's: 100k points in 3x the scene scale, capped), or a
     run id / run folder (its gaussians.ply, e.g. a feed-forward result to refine). With a cap
     (cpu-fast: 20k) SfM points are subsampled at random to it, and a run's Gaussians keep the
-    most important ones (opacity x area) up to :data:`REFINE_FILL` of it: a pixel-aligned result
-    has more Gaussians than the cap, and a start at the cap could never densify."""
+    most opaque ones up to :data:`REFINE_FILL` of it: a pixel-aligned result has more Gaussians
+    than the cap, and a start at the cap could never densify. By opacity, not opacity x area
+    (the browser budget's score): the large faint splats a feed-forward model puts off the
+    surface have the most area, and a start made of them stays behind (README, "Refining a
+    feed-forward run")."""
     cap = cfg.densify.cap_max if cfg.strategy == "default" else cfg.mcmc.cap_max
     gen = torch.Generator().manual_seed(cfg.seed)
     opacity = cfg.mcmc.init_opacity if cfg.strategy == "mcmc" else cfg.init_opacity
@@ -144,7 +147,7 @@ def initial_gaussians(capture: Capture, init: str, cfg: OptimizeConfig) -> tuple
     run_dir = resolve_run(capture, init)
     g = Run.load(run_dir).gaussians().with_sh_degree(cfg.sh_degree)
     if cap is not None:
-        g = g.top_k(int(REFINE_FILL * cap))
+        g = g.top_k(int(REFINE_FILL * cap), score=g.opacity_logits)
     return g, f"run:{run_dir.name}"
 
 
@@ -155,7 +158,7 @@ def refine_config(cfg: OptimizeConfig, run: Run) -> OptimizeConfig:
     no opacity reset (it wipes out a good start and costs a short refinement most: on the demo,
     from Long-LRM tiny-demo with cpu-fast, 27.2 dB without against 26.2 dB with it after 1,200
     steps; after the full 3,000 steps 33.4 against 33.6 dB)."""
-    degree = min(run.gaussians().sh_degree, cfg.sh_degree)
+    degree = min(run.gaussians().sh_degree_used(), cfg.sh_degree)  # its PLY pads to degree 3
     never = max(cfg.steps, cfg.densify.refine_stop_iter) + 1  # a reset only fires below refine_stop_iter
     return replace(
         cfg,
@@ -338,8 +341,6 @@ def _finite_json(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_finite_json(v) for v in x]
     return x
-
-
 
 
 def main(
