@@ -44,7 +44,7 @@ class RaceOptions:
 
     feed_forward: str = "long-lrm"
     """the feed-forward model whose result is refined (a registered model)."""
-    preset: Annotated[str | None, default_is("its shipped demo weights, else its default")] = None
+    preset: Annotated[str | None, default_is("its shipped demo weights, else the model's own")] = None
     """its preset."""
     weights: Path | None = None
     """its weights file (safetensors)."""

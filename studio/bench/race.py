@@ -14,9 +14,10 @@ from __future__ import annotations
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Annotated
 
 from studio.bench.common import save_results
-from studio.console import device_description, print_table
+from studio.console import default_is, device_description, print_table
 from studio.race import RaceOptions
 
 DEMO = Path(__file__).resolve().parents[2] / "assets" / "demo" / "demo.mp4"
@@ -27,7 +28,7 @@ def main(
     capture: Path | None = None,
     frames: int = 48,
     feed_forward: str = "long-lrm",
-    steps: int | None = None,
+    steps: Annotated[int | None, default_is("the optimizer preset's")] = None,
     evaluations: int = 12,
     device: str = "auto",
     json: Path | None = None,
@@ -38,7 +39,7 @@ def main(
         capture: a capture folder to race on instead of the demo video through SfM.
         frames: frames of the demo video given to SfM.
         feed_forward: the feed-forward model (its shipped demo weights when present).
-        steps: optimization steps for both contenders (default: the preset's).
+        steps: optimization steps for both contenders.
         evaluations: test evaluations along each curve.
         device: auto, cpu, cuda.
         json: write the race (and the machine) here.
